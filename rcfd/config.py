@@ -1,0 +1,66 @@
+"""Config validation: the JSON schema (workflow/schemas/config.schema.yaml) plus the checks a
+schema cannot express, each failing with one line that names the bad key, before any job runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _key(path) -> str:
+    return ".".join(str(p) for p in path) or "<top level>"
+
+
+def schema_error(config: dict, schema_path: str | Path) -> str | None:
+    """The most relevant schema violation as one line, or None if the config is valid."""
+    from jsonschema import Draft7Validator
+    from jsonschema.exceptions import best_match
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = best_match(Draft7Validator(schema).iter_errors(config))
+    if error is None:
+        return None
+    return f"config key '{_key(error.absolute_path)}': {error.message}"
+
+
+def semantic_errors(config: dict) -> list[str]:
+    errors = []
+    for task in config["tasks"]:
+        if task not in config:
+            errors.append(f"config key 'tasks': task {task!r} is enabled but has no '{task}' section")
+    names = [m["name"] for m in config["models"].values() if m["source"] != "hub"]
+    if len(names) != len(set(names)):
+        errors.append(f"config key 'models': model names must be unique, got {names}")
+    for task in config["tasks"]:
+        t = config.get(task, {})
+        rl = t.get("rl", {})
+        if rl.get("num_generations", 2) < 2:
+            errors.append(f"config key '{task}.rl.num_generations': RLOO needs at least 2 generations per prompt")
+        betas = t.get("betas", [])
+        if len(set(betas)) != len(betas):
+            errors.append(f"config key '{task}.betas': duplicate values {betas}")
+    return errors
+
+
+def check_config(config: dict, schema_path: str | Path) -> None:
+    """Validate with Snakemake's validator (which also fills schema defaults); raise one line."""
+    from snakemake.utils import validate
+
+    try:
+        validate(config, str(schema_path))
+    except Exception:  # Snakemake wraps jsonschema's multi-line report; reduce it to one line
+        raise ConfigError(schema_error(config, schema_path) or "config does not match the schema") from None
+    errors = semantic_errors(config)
+    if errors:
+        raise ConfigError(errors[0])
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]

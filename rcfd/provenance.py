@@ -1,0 +1,49 @@
+"""Provenance written beside results: git commit, a hash of the parameters, package versions."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+from .utils import write_json
+
+PACKAGES = ["rcfd", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "snakemake",
+            "numpy", "pandas", "sacrebleu"]
+
+
+def git_commit() -> str:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, check=True).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def params_hash(params) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = "not installed"
+    return out
+
+
+def write_provenance(result: str | Path, params, **extra) -> Path:
+    """Write <result>.provenance.json: what made this result and with which code."""
+    path = Path(str(result) + ".provenance.json")
+    write_json(path, {"result": Path(result).name, "commit": git_commit(), "params_hash": params_hash(params),
+                      "params": params, "versions": versions(), "host": platform.node(),
+                      "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra})
+    return path

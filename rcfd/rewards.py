@@ -1,0 +1,80 @@
+"""The paper's objectives, in one place.
+
+- R      : the reward model's score R_RM(x, y)                            (`reward_model_score`)
+- R_beta : R_RM(x, y) - beta * log(pi(y|x) / pi_0(y|x))                     (`kl_regularised_reward`)
+- RCfD   : -(R_RM(x, y) - R_RM(x, y_demo))^2, y_demo the prompt's demo     (`rcfd_reward`)
+
+During RL the KL term of R_beta is added by TRL's RLOO trainer from the sampled tokens' log
+probabilities (its `beta`); the reward callables below give it R_RM or R_CfD.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .utils import batched
+
+
+def rcfd_reward(policy_reward: torch.Tensor | float, demo_reward: torch.Tensor | float):
+    """Reward Calibration from Demonstration: pull the policy's reward to its demo's reward."""
+    return -((policy_reward - demo_reward) ** 2)
+
+
+def kl_regularised_reward(reward, logprob_policy, logprob_ref, beta: float):
+    """R_beta = R - beta * KL estimate, with log pi(y|x) - log pi_0(y|x) summed over y's tokens."""
+    return reward - beta * (logprob_policy - logprob_ref)
+
+
+@dataclass
+class RewardModelConfig:
+    batch_size: int = 64
+    max_length: int = 128
+    positive_label: int = 1  # index of the positive-class logit
+
+
+class ClassifierReward:
+    """A sequence classifier used as a reward: the positive-class logit of x + y.
+
+    It re-tokenises text with its own tokenizer (the policy's tokens mean nothing to it).
+    """
+
+    def __init__(self, path: str, cfg: RewardModelConfig, device: str = "cpu"):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.cfg = cfg
+        self.device = device
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        self.model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
+
+    @torch.inference_mode()
+    def logits(self, texts: list[str]) -> torch.Tensor:
+        out = []
+        for chunk in batched(list(texts), self.cfg.batch_size):
+            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.cfg.max_length,
+                                 return_tensors="pt").to(self.device)
+            out.append(self.model(**enc).logits.float().cpu())
+        return torch.cat(out)
+
+    def __call__(self, texts: list[str]) -> list[float]:
+        return self.logits(texts)[:, self.cfg.positive_label].tolist()
+
+
+def make_reward_func(objective: str, reward_model: ClassifierReward):
+    """The TRL reward callable for an objective: "reward" (R, R_beta) or "rcfd".
+
+    TRL passes every dataset column as a keyword argument; RCfD reads `demo_reward`, which was
+    scored once before training.
+    """
+
+    def reward_func(prompts, completions, demo_reward=None, **_):
+        scores = torch.tensor(reward_model([p + c for p, c in zip(prompts, completions)]))
+        if objective == "reward":
+            return scores.tolist()
+        if demo_reward is None:
+            raise ValueError("the RCfD reward needs a 'demo_reward' column in the training data")
+        return rcfd_reward(scores, torch.tensor(demo_reward, dtype=scores.dtype)).tolist()
+
+    reward_func.__name__ = f"{objective}_reward"  # TRL logs rewards under the callable's name
+    return reward_func

@@ -1,0 +1,60 @@
+"""Tables built from the per-run metrics CSVs (one row per task, method, seed)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .methods import parse_method, sort_key
+from .utils import InputError
+
+
+@dataclass
+class TableConfig:
+    name: str = "table6"
+    task: str = "movies"
+    # metric column -> header, in order (the paper's columns first, then what the project adds)
+    columns: dict = field(default_factory=lambda: {
+        "alignment": "A ↓", "avg_reward": "avg R", "mean_tokens": "length",
+        "distinct_2": "distinct-2", "self_bleu": "self-BLEU"})
+    decimals: int = 2
+
+
+def load_metrics(paths: list[str | Path]) -> pd.DataFrame:
+    frames = []
+    for p in paths:
+        df = pd.read_csv(p)
+        for col in ("task", "method", "seed"):
+            if col not in df.columns:
+                raise InputError(f"{p}: metrics file lacks column {col!r}")
+        frames.append(df)
+    if not frames:
+        raise InputError("no metrics files given")
+    return pd.concat(frames, ignore_index=True)
+
+
+def build_table(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
+    """Mean over seeds per method, in the paper's row order; one column per configured metric."""
+    df = metrics[metrics["task"] == cfg.task]
+    missing = [c for c in cfg.columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{cfg.name}: metrics lack column(s) {missing}")
+    grouped = df.groupby("method")
+    table = grouped[list(cfg.columns)].mean()
+    table["seeds"] = grouped["seed"].nunique()
+    table = table.loc[sorted(table.index, key=sort_key)]
+    table.insert(0, "method", [parse_method(m).label for m in table.index])
+    table = table.reset_index(drop=True).rename(columns=cfg.columns)
+    return table.round(cfg.decimals)
+
+
+def write_table(table: pd.DataFrame, prefix: str | Path, caption: str) -> list[Path]:
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    paths = [prefix.with_suffix(s) for s in (".csv", ".md", ".tex")]
+    table.to_csv(paths[0], index=False)
+    paths[1].write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n", encoding="utf-8")
+    paths[2].write_text(table.to_latex(index=False, caption=caption, float_format="%.2f"), encoding="utf-8")
+    return paths

@@ -1,0 +1,208 @@
+"""Training steps: the sentiment reward model, the RL policies (R, R_beta, RCfD) and SFT.
+
+RL uses TRL's RLOO trainer: it samples `num_generations` completions per prompt, scores them
+with our reward callable, adds -beta * KL(pi || pi_0) to the reward (the paper's R_beta; beta = 0
+for R and RCfD), normalises per batch and takes a clipped policy-gradient step on LoRA weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .models import LoraSettings, load_tokenizer
+from .rewards import ClassifierReward, RewardModelConfig, make_reward_func
+from .utils import InputError, batched, log, pick_device, pick_dtype, seed_everything, write_json
+
+
+# --------------------------------------------------------------------------- reward model
+@dataclass
+class RewardTrainConfig:
+    epochs: float = 2.0
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    max_length: int = 64
+    weight_decay: float = 0.01
+    seed: int = 0
+    device: str = "auto"
+
+
+def train_reward_classifier(base: str, rows: list[dict], cfg: RewardTrainConfig, out: str | Path) -> dict:
+    """Fine-tune an encoder as a 2-class sentiment classifier (label 1 = positive).
+
+    Returns {"accuracy": held-out accuracy, ...}; the paper's RM is a DistilBERT IMDB classifier.
+    """
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    tok = AutoTokenizer.from_pretrained(base)
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).to(device)
+    train = [r for r in rows if r["split"] == "train"]
+    held = [r for r in rows if r["split"] == "eval"]
+    if not train or not held:
+        raise InputError("reward model data: needs rows with split 'train' and split 'eval'")
+
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    n_steps = max(1, int(cfg.epochs * len(train) / cfg.batch_size))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / n_steps)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step, t0 = 0, time.time()
+    model.train()
+    while step < n_steps:
+        order = torch.randperm(len(train), generator=gen).tolist()
+        for idx in batched(order, cfg.batch_size):
+            batch = [train[i] for i in idx]
+            enc = tok([r["text"] for r in batch], padding=True, truncation=True,
+                      max_length=cfg.max_length, return_tensors="pt").to(device)
+            labels = torch.tensor([r["label"] for r in batch], device=device)
+            loss = model(**enc, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(), sched.step(), opt.zero_grad()
+            step += 1
+            if step % 20 == 0 or step == n_steps:
+                log.info("reward model step %d/%d loss %.4f (%.0fs)", step, n_steps, loss.item(), time.time() - t0)
+            if step == n_steps:
+                break
+
+    model.eval()
+    out = Path(out)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    scorer = ClassifierReward(str(out), RewardModelConfig(max_length=cfg.max_length), device)
+    predicted = scorer.logits([r["text"] for r in held]).argmax(-1).tolist()
+    correct = sum(p == r["label"] for p, r in zip(predicted, held))
+    metrics = {"heldout_accuracy": correct / len(held), "n_train": len(train), "n_heldout": len(held),
+               "steps": n_steps, "train_seconds": round(time.time() - t0, 1)}
+    log.info("reward model held-out accuracy %.3f on %d examples", metrics["heldout_accuracy"], len(held))
+    return metrics
+
+
+
+# --------------------------------------------------------------------------- RL (RLOO)
+@dataclass
+class RLConfig:
+    steps: int = 100
+    prompts_per_step: int = 8
+    num_generations: int = 2  # RLOO's leave-one-out baseline needs >= 2
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-5  # paper: Adam lr 5e-5
+    epsilon: float = 0.3  # paper: PPO clip 0.3
+    num_iterations: int = 1
+    normalize_advantages: bool = True  # paper: rewards normalised by batch mean and std
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 1
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+
+
+def _trainer_common(cfg, out: Path, device: str) -> dict:
+    return dict(
+        output_dir=str(out / "trainer"), report_to="none", save_strategy="no", seed=cfg.seed,
+        data_seed=cfg.seed, logging_steps=cfg.logging_steps, bf16=device.startswith("cuda"),
+        use_cpu=not device.startswith("cuda"), dataloader_num_workers=0, disable_tqdm=False,
+    )
+
+
+def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm: ClassifierReward,
+             cfg: RLConfig, out: str | Path) -> list[dict]:
+    """Train a LoRA policy with RLOO on `objective` ("reward" or "rcfd") and KL weight `beta`."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import RLOOConfig, RLOOTrainer
+
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    out = Path(out)
+    tok = load_tokenizer(policy)
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(device))
+    columns = {"prompt": [r["prompt"] for r in rows]}
+    if objective == "rcfd":
+        columns["demo_reward"] = [float(r["demo_reward"]) for r in rows]
+    args = RLOOConfig(
+        **_trainer_common(cfg, out, device),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        num_generations=cfg.num_generations,
+        learning_rate=cfg.learning_rate,
+        beta=beta,
+        epsilon=cfg.epsilon,
+        num_iterations=cfg.num_iterations,
+        normalize_advantages=cfg.normalize_advantages,
+        max_completion_length=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_grad_norm=cfg.max_grad_norm,
+        lr_scheduler_type="constant",
+    )
+    trainer = RLOOTrainer(
+        model=model, reward_funcs=make_reward_func(objective, rm), args=args,
+        train_dataset=Dataset.from_dict(columns), processing_class=tok,
+        peft_config=cfg.lora.peft_config(),
+    )
+    trainer.train()
+    trainer.save_model(str(out))
+    return trainer.state.log_history
+
+
+# --------------------------------------------------------------------------- SFT
+@dataclass
+class SFTStepConfig:
+    steps: int = 100
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    max_length: int = 128
+    logging_steps: int = 5
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+
+
+def train_sft(policy: str, rows: list[dict], cfg: SFTStepConfig, out: str | Path) -> list[dict]:
+    """Supervised fine-tuning on the demonstrations (loss on the demonstration tokens only)."""
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM
+    from trl import SFTConfig, SFTTrainer
+
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    out = Path(out)
+    tok = load_tokenizer(policy, padding_side="right")
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(device))
+    data = Dataset.from_dict({"prompt": [r["prompt"] for r in rows], "completion": [r["demo"] for r in rows]})
+    args = SFTConfig(
+        **_trainer_common(cfg, out, device), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, max_length=cfg.max_length, completion_only_loss=True,
+        lr_scheduler_type="constant",
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
+                         peft_config=cfg.lora.peft_config())
+    trainer.train()
+    trainer.save_model(str(out))
+    return trainer.state.log_history
+
+
+def write_log_history(history: list[dict], path: str | Path) -> None:
+    keys = sorted({k for h in history for k in h})
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(history)

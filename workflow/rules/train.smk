@@ -1,0 +1,23 @@
+# Policies: SFT, R_beta for every beta of the sweep, and RCfD; one folder per (task, method, seed).
+
+
+rule train:
+    input:
+        data=f"{R}/data/{{task}}/demos_scored.jsonl",
+        policy=model_input("policy"),
+        rm=lambda w: reward_model_input(w.task),
+    output:
+        directory(f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/policy"),
+    wildcard_constraints:
+        method="sft|rcfd|beta[0-9.]+",
+    params:
+        p=lambda w: train_params(w.task, w.method, w.seed),
+        policy=model_path("policy"),
+        rm=lambda w: reward_model_path(w.task),
+    log:
+        f"{LOGS}/train/{{task}}/{{method}}/seed{{seed}}.log",
+    benchmark:
+        f"{BENCH}/train/{{task}}/{{method}}/seed{{seed}}.tsv"
+    shell:
+        "{RCFD} train --params {params.p:q} --method {wildcards.method} --policy {params.policy}"
+        " --rm {params.rm} --data {input.data} --out {output} > {log} 2>&1"
