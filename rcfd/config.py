@@ -20,11 +20,11 @@ def _key(path) -> str:
 
 def schema_error(config: dict, schema_path: str | Path) -> str | None:
     """The most relevant schema violation as one line, or None if the config is valid."""
-    from jsonschema import Draft7Validator
+    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    error = best_match(Draft7Validator(schema).iter_errors(config))
+    error = best_match(Draft202012Validator(schema).iter_errors(config))
     if error is None:
         return None
     return f"config key '{_key(error.absolute_path)}': {error.message}"

@@ -1,6 +1,6 @@
 # Helpers shared by the rules: config validation, paths, per-rule parameters.
 import json
-import sys
+import os
 
 from rcfd.config import check_config, config_hash
 from rcfd.methods import METHOD_REGEX, beta_name
@@ -30,14 +30,21 @@ def methods(task):
 
 def model_path(key):
     """A model used as input: its local folder, or its hub id (paper scale) loaded by id."""
-    spec = config["models"][key]
+    spec = config["models"].get(key)
+    if spec is None:
+        return "none"
     return spec["id"] if spec["source"] == "hub" else f"{RES}/models/{spec['name']}"
 
 
 def model_input(key):
     """As model_path, but only local folders are DAG inputs."""
-    spec = config["models"][key]
-    return [] if spec["source"] == "hub" else [model_path(key)]
+    spec = config["models"].get(key)
+    return [] if spec is None or spec["source"] == "hub" else [model_path(key)]
+
+
+def model_arg(key, input_name):
+    """Param: the model's local folder (the rule's input `input_name`) or its hub id."""
+    return lambda w, input: input.get(input_name) or model_path(key)
 
 
 def model_spec(name):
@@ -55,6 +62,16 @@ def reward_model_path(task):
 def reward_model_input(task):
     rm = config[task]["reward_model"]
     return [] if rm["source"] == "hub" else [reward_model_path(task)]
+
+
+def reward_model_arg(w, input):
+    """Param: the task's reward model folder (an input of the rule) or its hub id."""
+    return input.get("rm") or reward_model_path(w.task)
+
+
+def prefix_of(w, output):
+    """Param: a multi-format output's path without extension (table6.csv -> table6)."""
+    return os.path.splitext(output[0])[0]
 
 
 def run_dir(task, method, seed):
@@ -106,5 +123,11 @@ def all_targets():
     return targets
 
 
-# The steps run with the interpreter that runs Snakemake, so an un-activated venv still works.
-RCFD = f'"{sys.executable}" -m rcfd'
+def adapter_input(w):
+    return [] if w.method == "base" else [f"{run_dir(w.task, w.method, w.seed)}/policy"]
+
+
+def generations_input(w):
+    if w.method == "demonstrations":
+        return []
+    return [f"{run_dir(w.task, w.method, w.seed)}/generations.jsonl"]

@@ -10,32 +10,36 @@ rule prepare_movies:
         rm_data=f"{R}/data/movies/rm_data.jsonl",
     params:
         p=as_json(config["movies"]["data"]) if "movies" in config else "{}",
-        policy=model_path("policy"),
+        policy=model_arg("policy", "policy"),
     log:
         f"{LOGS}/prepare_movies.log",
     benchmark:
         f"{BENCH}/prepare_movies.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} prepare --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
+        "python -m rcfd prepare --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
         " --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
 
 
 rule train_reward_model:
     input:
         data=f"{R}/data/{{task}}/rm_data.jsonl",
-        base=model_input("reward_base") if "reward_base" in config["models"] else [],
+        base=model_input("reward_base"),
     output:
         model=directory(f"{R}/reward_models/{{task}}/model"),
         metrics=f"{R}/reward_models/{{task}}/metrics.json",
     params:
         p=lambda w: as_json(with_runtime(config[w.task]["reward_model"]["train"], config[w.task]["data"]["seed"])),
-        base=model_path("reward_base") if "reward_base" in config["models"] else "none",
+        base=model_arg("reward_base", "base"),
     log:
         f"{LOGS}/train_reward_model/{{task}}.log",
     benchmark:
         f"{BENCH}/train_reward_model/{{task}}.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} train-rm --params {params.p:q} --base {params.base} --data {input.data}"
+        "python -m rcfd train-rm --params {params.p:q} --base {params.base} --data {input.data}"
         " --out {output.model} --metrics {output.metrics} > {log} 2>&1"
 
 
@@ -47,11 +51,13 @@ rule score_demos:
         f"{R}/data/{{task}}/demos_scored.jsonl",
     params:
         p=lambda w: as_json(score_params(w.task)),
-        rm=lambda w: reward_model_path(w.task),
+        rm=reward_model_arg,
     log:
         f"{LOGS}/score_demos/{{task}}.log",
     benchmark:
         f"{BENCH}/score_demos/{{task}}.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} score-demos --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
+        "python -m rcfd score-demos --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
         " --out {output} > {log} 2>&1"

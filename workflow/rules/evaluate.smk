@@ -1,10 +1,6 @@
 # Generation on held-out prompts, then reward, alignment score and diversity per run.
 
 
-def adapter_input(w):
-    return [] if w.method == "base" else [f"{run_dir(w.task, w.method, w.seed)}/policy"]
-
-
 rule generate:
     input:
         data=f"{R}/data/{{task}}/demos_scored.jsonl",
@@ -14,21 +10,17 @@ rule generate:
         f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/generations.jsonl",
     params:
         p=lambda w: as_json(with_runtime(config[w.task]["generate"], w.seed)),
-        policy=model_path("policy"),
+        policy=model_arg("policy", "policy"),
         adapter=lambda w, input: input.adapter or "none",
     log:
         f"{LOGS}/generate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{BENCH}/generate/{{task}}/{{method}}/seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} generate --params {params.p:q} --policy {params.policy} --adapter {params.adapter}"
+        "python -m rcfd generate --params {params.p:q} --policy {params.policy} --adapter {params.adapter}"
         " --data {input.data} --out {output} > {log} 2>&1"
-
-
-def generations_input(w):
-    if w.method == "demonstrations":
-        return []
-    return [f"{run_dir(w.task, w.method, w.seed)}/generations.jsonl"]
 
 
 rule evaluate:
@@ -41,13 +33,15 @@ rule evaluate:
         metrics=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/metrics.csv",
     params:
         p=lambda w: evaluate_params(w.task),
-        rm=lambda w: reward_model_path(w.task),
+        rm=reward_model_arg,
         generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
     log:
         f"{LOGS}/evaluate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{BENCH}/evaluate/{{task}}/{{method}}/seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} evaluate --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
+        "python -m rcfd evaluate --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
         " --rm {params.rm} --data {input.data} {params.generations}"
         " --scored {output.scored} --metrics {output.metrics} > {log} 2>&1"

@@ -15,13 +15,16 @@ rule table6:
                 "config_hash": config_hash(config),
             }
         ),
-        prefix=f"{R}/tables/table6",
+        prefix=prefix_of,
+        benchmarks=BENCH,
     log:
         f"{LOGS}/table6.log",
     benchmark:
         f"{BENCH}/table6.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} table --params {params.p:q} --metrics {input.metrics} --benchmarks {BENCH}"
+        "python -m rcfd table --params {params.p:q} --metrics {input.metrics} --benchmarks {params.benchmarks}"
         " --out {params.prefix} > {log} 2>&1"
 
 
@@ -32,10 +35,12 @@ rule figure3:
         figure_files("figure3"),
     params:
         p=as_json({"name": "figure3", "config_hash": config_hash(config)}),
-        prefix=f"{F}/figure3",
+        prefix=prefix_of,
     log:
         f"{LOGS}/figure3.log",
     benchmark:
         f"{BENCH}/figure3.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} figure --params {params.p:q} --scored {input.scored} --out {params.prefix} > {log} 2>&1"
+        "python -m rcfd figure --params {params.p:q} --scored {input.scored} --out {params.prefix} > {log} 2>&1"

@@ -6,12 +6,15 @@ rule fetch_movie_snippets:
         f"{RES}/data/movie_snippets.tsv",
     params:
         p=as_json(config["assets"]["movie_snippets"]),
+        downloads=f"{RES}/downloads",
     log:
         f"{RES}/logs/fetch_movie_snippets.log",
     benchmark:
         f"{BENCH}/fetch_movie_snippets.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} fetch-data --params {params.p:q} --downloads {RES}/downloads --out {output} > {log} 2>&1"
+        "python -m rcfd fetch-data --params {params.p:q} --downloads {params.downloads} --out {output} > {log} 2>&1"
 
 
 rule build_model:
@@ -22,11 +25,14 @@ rule build_model:
         directory(f"{RES}/models/{{name}}"),
     params:
         p=lambda w: as_json(model_spec(w.name)),
+        downloads=f"{RES}/downloads",
         corpus=lambda w, input: input.corpus or "none",
     log:
         f"{RES}/logs/build_model/{{name}}.log",
     benchmark:
         f"{BENCH}/build_model/{{name}}.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} build-model --params {params.p:q} --downloads {RES}/downloads --corpus {params.corpus}"
+        "python -m rcfd build-model --params {params.p:q} --downloads {params.downloads} --corpus {params.corpus}"
         " --out {output} > {log} 2>&1"

@@ -12,12 +12,14 @@ rule train:
         method="sft|rcfd|beta[0-9.]+",
     params:
         p=lambda w: train_params(w.task, w.method, w.seed),
-        policy=model_path("policy"),
-        rm=lambda w: reward_model_path(w.task),
+        policy=model_arg("policy", "policy"),
+        rm=reward_model_arg,
     log:
         f"{LOGS}/train/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
         f"{BENCH}/train/{{task}}/{{method}}/seed{{seed}}.tsv"
+    conda:
+        "../../environment.yml"
     shell:
-        "{RCFD} train --params {params.p:q} --method {wildcards.method} --policy {params.policy}"
+        "python -m rcfd train --params {params.p:q} --method {wildcards.method} --policy {params.policy}"
         " --rm {params.rm} --data {input.data} --out {output} > {log} 2>&1"

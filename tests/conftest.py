@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny real models (random weights, a locally trained tokenizer)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+REPO = Path(__file__).resolve().parents[1]
+
+CORPUS = [
+    f"{a} {b} film was {c} and the {d} kept me {e}."
+    for a in ("This", "That", "The first", "Her new")
+    for b in ("quiet", "loud", "long", "short")
+    for c in ("wonderful", "dull", "moving", "a mess")
+    for d in ("cast", "score", "ending")
+    for e in ("smiling", "awake", "bored")
+]
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, str]:
+    from rcfd.assets import TinyModelConfig, build_tiny_model
+
+    root = tmp_path_factory.mktemp("models")
+    paths = {}
+    for arch in ("llama", "bert"):
+        cfg = TinyModelConfig(arch=arch, vocab_size=320, hidden_size=32, num_layers=1, num_heads=2,
+                              intermediate_size=64, max_positions=128)
+        paths[arch] = str(build_tiny_model(cfg, CORPUS, root / arch))
+    return paths

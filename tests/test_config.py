@@ -1,0 +1,66 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from rcfd.config import ConfigError, check_config
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
+CONFIGS = [REPO / "config.yaml", *sorted((REPO / "configs").glob("*.yaml"))]
+
+
+def load(path=REPO / "configs/smoke.yaml"):
+    return yaml.safe_load(Path(path).read_text())
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_are_valid(path):
+    check_config(load(path), SCHEMA)
+
+
+def _error(config) -> str:
+    with pytest.raises(ConfigError) as e:
+        check_config(config, SCHEMA)
+    msg = str(e.value)
+    assert "\n" not in msg  # one line
+    return msg
+
+
+def test_unknown_key_is_named():
+    c = load()
+    c["movies"]["rl"]["stepz"] = 3
+    msg = _error(c)
+    assert "movies.rl" in msg and "stepz" in msg
+
+
+def test_wrong_type_is_named():
+    c = load()
+    c["movies"]["rl"]["learning_rate"] = "fast"
+    assert "movies.rl.learning_rate" in _error(c)
+
+
+def test_empty_sweep_is_named():
+    c = load()
+    c["movies"]["betas"] = []
+    assert "movies.betas" in _error(c)
+
+
+def test_semantic_checks():
+    c = load()
+    c["movies"]["betas"] = [0.1, 0.1]
+    assert "movies.betas" in _error(c)
+    c = load()
+    del c["movies"]
+    assert "movies" in _error(c)
+    c = load()
+    c["models"]["reward_base"]["name"] = c["models"]["policy"]["name"]
+    assert "models" in _error(c)
+
+
+def test_defaults_are_filled():
+    c = load()
+    del c["device"]
+    check_config(c, SCHEMA)
+    assert c["device"] == "auto"

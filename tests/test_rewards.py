@@ -1,0 +1,56 @@
+import math
+
+import pytest
+import torch
+
+from rcfd.rewards import (ClassifierReward, RewardModelConfig, kl_regularised_reward, make_reward_func,
+                          rcfd_reward)
+
+
+def test_rcfd_reward_is_minus_squared_distance_to_the_demo():
+    assert rcfd_reward(2.0, 2.0) == 0.0
+    assert rcfd_reward(3.0, 1.0) == -4.0
+    assert rcfd_reward(-1.0, 1.0) == -4.0  # symmetric: below the demo is penalised like above
+    r = rcfd_reward(torch.tensor([0.0, 1.0, 2.5]), torch.tensor([1.0, 1.0, 1.0]))
+    assert torch.allclose(r, torch.tensor([-1.0, 0.0, -2.25]))
+
+
+def test_rcfd_reward_peaks_at_the_demo_reward():
+    rewards = torch.linspace(-3, 3, 61)
+    assert rewards[rcfd_reward(rewards, 0.7).argmax()].item() == pytest.approx(0.7, abs=0.06)
+
+
+def test_kl_regularised_reward():
+    # R_beta = R - beta * (log pi - log pi_0)
+    assert kl_regularised_reward(2.0, -3.0, -5.0, 0.1) == pytest.approx(2.0 - 0.1 * 2.0)
+    assert kl_regularised_reward(2.0, -3.0, -5.0, 0.0) == 2.0  # beta = 0 is plain maximisation
+    # a policy less likely than the reference gains reward (negative KL estimate on that sample)
+    assert kl_regularised_reward(1.0, -6.0, -5.0, 0.5) == pytest.approx(1.5)
+
+
+def test_classifier_reward_is_the_positive_logit(tiny_models):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    texts = ["This quiet film was wonderful", "That loud film was a mess and the cast kept me bored."]
+    rm = ClassifierReward(tiny_models["bert"], RewardModelConfig(batch_size=1), "cpu")
+    tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"]).eval()
+    with torch.no_grad():
+        expected = [model(**tok(t, return_tensors="pt")).logits[0, 1].item() for t in texts]
+    assert rm(texts) == pytest.approx(expected, abs=1e-5)
+
+
+def test_reward_funcs_for_trl(tiny_models):
+    rm = ClassifierReward(tiny_models["bert"], RewardModelConfig(), "cpu")
+    prompts, completions = ["This quiet film", "Her new film"], [" was dull.", " was moving."]
+    raw = rm([p + c for p, c in zip(prompts, completions)])
+    plain = make_reward_func("reward", rm)
+    assert plain.__name__ == "reward_reward"
+    assert plain(prompts=prompts, completions=completions, completion_ids=None) == pytest.approx(raw, abs=1e-6)
+    calibrated = make_reward_func("rcfd", rm)
+    demo = [raw[0], raw[1] + 2.0]
+    got = calibrated(prompts=prompts, completions=completions, demo_reward=demo, trainer_state=None)
+    assert got == pytest.approx([0.0, -4.0], abs=1e-5)
+    with pytest.raises(ValueError, match="demo_reward"):
+        calibrated(prompts=prompts, completions=completions)
+    assert all(math.isfinite(x) for x in got)
