@@ -117,8 +117,10 @@ def step_evaluate(a) -> None:
     import numpy as np
     import pandas as pd
 
-    from .metrics import AlignmentConfig, alignment_score, diversity
+    from .metrics import AlignmentConfig, alignment_score, diversity, vader_success
     from .provenance import write_provenance
+    from .rewards import LogLikelihood
+    from .utils import pick_device
 
     demos = [r for r in read_jsonl(a.data) if r["split"] == "eval"]
     require_columns(demos, ["id", "prompt", "demo", "demo_reward", "demo_tokens"], a.data)
@@ -128,15 +130,22 @@ def step_evaluate(a) -> None:
     else:  # the demonstrations, evaluated like a method
         gens = [{"id": d["id"], "sample": 0, "prompt": d["prompt"], "completion": d["demo"],
                  "completion_tokens": d["demo_tokens"]} for d in demos]
-    rewards = _reward_model(a)([g["prompt"] + g["completion"] for g in gens])
-    scored = [dict(g, method=a.method, seed=a.seed, reward=r) for g, r in zip(gens, rewards)]
-    demo_rewards = [d["demo_reward"] for d in demos]
+    texts = [g["prompt"] + g["completion"] for g in gens]
+    rewards = _reward_model(a)(texts)
     p = a.params
+    # naturalness proxy: how likely the frozen initial policy finds the text it did not write
+    loglik = LogLikelihood(a.policy, p["reward_model"]["batch_size"], pick_device(p["reward_model"]["device"]))(
+        [g["prompt"] for g in gens], [g["completion"] for g in gens])
+    scored = [dict(g, method=a.method, seed=a.seed, reward=r, loglik=ll)
+              for g, r, ll in zip(gens, rewards, loglik)]
+    demo_rewards = [d["demo_reward"] for d in demos]
     row = {
         "task": p["task"], "method": a.method, "seed": a.seed, "n": len(scored),
         "avg_reward": float(np.mean(rewards)), "std_reward": float(np.std(rewards)),
         "demo_avg_reward": float(np.mean(demo_rewards)),
         "alignment": alignment_score(demo_rewards, rewards, from_params(AlignmentConfig, p["alignment"], "alignment")),
+        "success_vader": vader_success(texts),
+        "loglik_base": float(np.nanmean(loglik)),
         "mean_tokens": float(np.mean([g["completion_tokens"] for g in gens])),
         **diversity([g["completion"] for g in gens], p["self_bleu_samples"], a.seed),
     }
@@ -191,7 +200,7 @@ STEPS = {
     "score-demos": (step_score_demos, ["rm", "prompts", "out"]),
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
-    "evaluate": (step_evaluate, ["method", "seed", "rm", "data", "generations", "scored", "metrics"]),
+    "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "data", "generations", "scored", "metrics"]),
     "table": (step_table, ["metrics+", "benchmarks", "out"]),
     "figure": (step_figure, ["scored+", "out"]),
 }

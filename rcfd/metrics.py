@@ -1,4 +1,5 @@
-"""Evaluation metrics: alignment score A, average reward, diversity (distinct-n, self-BLEU).
+"""Evaluation metrics: alignment score A, average reward, diversity (distinct-n, self-BLEU), and
+the judge proxies that replace the paper's 70B LLM judge at small scale (VADER success).
 
 Alignment score (paper §4): A = KL(rho_demo || rho_policy), the forward KL from the distribution of
 the demonstrations' rewards to the distribution of the policy's rewards on the same held-out
@@ -78,3 +79,13 @@ def diversity(texts: list[str], self_bleu_samples: int = 200, seed: int = 0) -> 
         "distinct_3": distinct_n(texts, 3),
         "self_bleu": self_bleu(texts, self_bleu_samples, seed),
     }
+
+
+def vader_success(texts: list[str], threshold: float = 0.05) -> float:
+    """Success proxy for "is this movie review positive?": the fraction of texts whose VADER
+    compound polarity is >= threshold (VADER's own cut-off). A lexicon scorer, independent of
+    the learned reward model, so it cannot be hacked the same way."""
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    analyzer = SentimentIntensityAnalyzer()
+    return float(np.mean([analyzer.polarity_scores(t)["compound"] >= threshold for t in texts]))

@@ -61,6 +61,44 @@ class ClassifierReward:
         return self.logits(texts)[:, self.cfg.positive_label].tolist()
 
 
+class LogLikelihood:
+    """Average per-token log-likelihood of a continuation y given x under a frozen causal LM.
+
+    The reward of the paper's use case 1, and the naturalness proxy of the movie-review use case.
+    Batched; the model stays in memory across calls.
+    """
+
+    def __init__(self, path: str, batch_size: int = 32, device: str = "cpu"):
+        from .models import load_policy, load_tokenizer
+
+        self.tokenizer = load_tokenizer(path, padding_side="right")
+        self.model = load_policy(path, None, device)
+        self.batch_size, self.device = batch_size, device
+
+    @torch.inference_mode()
+    def __call__(self, prompts: list[str], continuations: list[str]) -> list[float]:
+        out: list[float] = []
+        pairs = list(zip(prompts, continuations))
+        for chunk in batched(pairs, self.batch_size):
+            ids, masks = [], []
+            for x, y in chunk:
+                px = self.tokenizer(x, add_special_tokens=False)["input_ids"]
+                py = self.tokenizer(y, add_special_tokens=False)["input_ids"]
+                ids.append(px + py)
+                masks.append([0] * len(px) + [1] * len(py))  # score the continuation's tokens only
+            width = max(len(i) for i in ids)
+            pad = self.tokenizer.pad_token_id
+            input_ids = torch.tensor([i + [pad] * (width - len(i)) for i in ids], device=self.device)
+            attention = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids], device=self.device)
+            target_mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], device=self.device)
+            logits = self.model(input_ids=input_ids, attention_mask=attention).logits.float()
+            logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, input_ids[:, 1:, None])[..., 0]
+            mask = target_mask[:, 1:].float()
+            mean = (logp * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+            out.extend(torch.where(mask.sum(-1) > 0, mean, torch.nan).tolist())
+        return out
+
+
 def make_reward_func(objective: str, reward_model: ClassifierReward):
     """The TRL reward callable for an objective: "reward" (R, R_beta) or "rcfd".
 

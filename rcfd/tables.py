@@ -17,7 +17,8 @@ class TableConfig:
     task: str = "movies"
     # metric column -> header, in order (the paper's columns first, then what the project adds)
     columns: dict = field(default_factory=lambda: {
-        "alignment": "A ↓", "avg_reward": "avg R", "mean_tokens": "length",
+        "alignment": "A ↓", "avg_reward": "avg R", "success_vader": "success (VADER)",
+        "loglik_base": "naturalness (log-lik)", "mean_tokens": "length",
         "distinct_2": "distinct-2", "self_bleu": "self-BLEU"})
     decimals: int = 2
 

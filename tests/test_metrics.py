@@ -54,3 +54,10 @@ def test_self_bleu():
     assert self_bleu(["only one"]) == 0.0
     many = [f"sentence number {i} here" for i in range(50)]
     assert self_bleu(many, max_samples=10, seed=0) == self_bleu(many, max_samples=10, seed=0)
+
+
+def test_vader_success():
+    from rcfd.metrics import vader_success
+
+    assert vader_success(["A wonderful, moving film.", "Dull, ugly and a waste of time.", "A film."]) == \
+        pytest.approx(1 / 3)

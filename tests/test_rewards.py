@@ -54,3 +54,23 @@ def test_reward_funcs_for_trl(tiny_models):
     with pytest.raises(ValueError, match="demo_reward"):
         calibrated(prompts=prompts, completions=completions)
     assert all(math.isfinite(x) for x in got)
+
+
+def test_loglikelihood_matches_a_hand_computation(tiny_models):
+    from transformers import AutoModelForCausalLM
+
+    from rcfd.models import load_tokenizer
+    from rcfd.rewards import LogLikelihood
+
+    tok = load_tokenizer(tiny_models["llama"])
+    model = AutoModelForCausalLM.from_pretrained(tiny_models["llama"]).eval()
+    prompts, conts = ["This quiet film", "The"], [" was wonderful.", " cast kept me awake and smiling."]
+    expected = []
+    for x, y in zip(prompts, conts):
+        px, py = tok(x, add_special_tokens=False)["input_ids"], tok(y, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([px + py])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0], -1)
+        expected.append(sum(logp[len(px) + i - 1, t].item() for i, t in enumerate(py)) / len(py))
+    got = LogLikelihood(tiny_models["llama"], batch_size=2)(prompts, conts)  # padded batch == one by one
+    assert got == pytest.approx(expected, abs=1e-4)

@@ -27,12 +27,14 @@ rule evaluate:
     input:
         data=f"{R}/data/{{task}}/demos_scored.jsonl",
         generations=generations_input,
+        policy=model_input("policy"),
         rm=lambda w: reward_model_input(w.task),
     output:
         scored=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/scored.jsonl",
         metrics=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/metrics.csv",
     params:
         p=lambda w: evaluate_params(w.task),
+        policy=model_arg("policy", "policy"),
         rm=reward_model_arg,
         generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
     log:
@@ -43,5 +45,5 @@ rule evaluate:
         "../../environment.yml"
     shell:
         "python -m rcfd evaluate --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
-        " --rm {params.rm} --data {input.data} {params.generations}"
+        " --rm {params.rm} --policy {params.policy} --data {input.data} {params.generations}"
         " --scored {output.scored} --metrics {output.metrics} > {log} 2>&1"
