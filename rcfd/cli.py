@@ -185,10 +185,12 @@ def step_figure(a) -> None:
     from .plots import FigureConfig, reward_histograms
     from .provenance import write_provenance
 
+    from .tables import load_metrics
+
     scored = pd.DataFrame([r for path in a.scored for r in read_jsonl(path)])
     p = dict(a.params)
     config_hash = p.pop("config_hash")
-    paths = reward_histograms(scored, from_params(FigureConfig, p, "figure"), a.out)
+    paths = reward_histograms(scored, load_metrics(a.metrics), from_params(FigureConfig, p, "figure"), a.out)
     write_provenance(paths[0], a.params, config_hash=config_hash)
 
 
@@ -202,7 +204,7 @@ STEPS = {
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
     "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "data", "generations", "scored", "metrics"]),
     "table": (step_table, ["metrics+", "benchmarks", "out"]),
-    "figure": (step_figure, ["scored+", "out"]),
+    "figure": (step_figure, ["scored+", "metrics+", "out"]),
 }
 
 
@@ -212,6 +214,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name, (fn, args) in STEPS.items():
         sp = sub.add_parser(name, help=fn.__doc__)
         sp.add_argument("--params", type=json.loads, default={}, help="the step's settings, as JSON")
+        sp.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
         for arg in args:
             many = arg.endswith("+")
             arg = arg.rstrip("+")
@@ -225,6 +228,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     setup_logging()
     a = parse_args(argv)
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
     t0 = time.time()
     try:
         STEPS[a.step][0](a)

@@ -23,13 +23,23 @@ class FigureConfig:
     dpi: int = 150
 
 
-def reward_histograms(scored: pd.DataFrame, cfg: FigureConfig, prefix: str | Path) -> list[Path]:
-    """scored: one row per sample with columns method, reward (method 'demonstrations' included)."""
+# judge-score columns of the metrics rows shown under the histograms: column -> axis label
+JUDGE_PROXIES = {"success_vader": "success (VADER)", "loglik_base": "naturalness (base log-lik)"}
+
+
+def reward_histograms(scored: pd.DataFrame, metrics: pd.DataFrame, cfg: FigureConfig,
+                      prefix: str | Path) -> list[Path]:
+    """Top: one panel per method, its reward histogram over the demonstrations' (dashed: means).
+    Bottom: the judge proxies per method, the demonstrations' value as a dashed line.
+
+    scored: one row per sample (method, reward); metrics: one row per (method, seed)."""
     demos = scored[scored["method"] == "demonstrations"]["reward"]
     methods = sorted((m for m in scored["method"].unique() if m != "demonstrations"), key=sort_key)
     lo, hi = scored["reward"].min(), scored["reward"].max()
-    fig, axes = plt.subplots(1, len(methods), figsize=(cfg.panel_width * len(methods), 2.6),
-                             sharex=True, sharey=True, squeeze=False)
+    n = len(methods)
+    fig = plt.figure(figsize=(cfg.panel_width * n, 5.4))
+    grid = fig.add_gridspec(2, max(n, 2))
+    axes = [[fig.add_subplot(grid[0, i]) for i in range(n)]]
     palette = sns.color_palette("colorblind")
     for ax, m in zip(axes[0], methods):
         r = scored[scored["method"] == m]["reward"]
@@ -41,6 +51,7 @@ def reward_histograms(scored: pd.DataFrame, cfg: FigureConfig, prefix: str | Pat
         ax.set_title(parse_method(m).label, fontsize=9)
         ax.set_xlabel("reward")
     axes[0][0].legend(fontsize=7, loc="upper left")
+    _judge_bars(fig, grid, metrics, methods, palette)
     fig.tight_layout()
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -49,3 +60,17 @@ def reward_histograms(scored: pd.DataFrame, cfg: FigureConfig, prefix: str | Pat
         fig.savefig(p, dpi=cfg.dpi)
     plt.close(fig)
     return paths
+
+
+def _judge_bars(fig, grid, metrics: pd.DataFrame, methods: list[str], palette) -> None:
+    half = max(len(methods), 2) // 2
+    means = metrics.groupby("method")[list(JUDGE_PROXIES)].mean()
+    for i, (col, label) in enumerate(JUDGE_PROXIES.items()):
+        ax = fig.add_subplot(grid[1, i * half:(i + 1) * half])
+        values = [means.loc[m, col] for m in methods]
+        ax.bar([parse_method(m).label for m in methods], values, color=palette[0], alpha=0.7)
+        if "demonstrations" in means.index:
+            ax.axhline(means.loc["demonstrations", col], color=palette[7], ls="--", lw=1, label="demonstrations")
+            ax.legend(fontsize=7)
+        ax.set_ylabel(label, fontsize=8)
+        ax.tick_params(axis="x", labelsize=7, rotation=30)

@@ -11,6 +11,7 @@ rule prepare_movies:
     params:
         p=as_json(config["movies"]["data"]) if "movies" in config else "{}",
         policy=model_arg("policy", "policy"),
+    threads: config["threads_per_job"]
     log:
         f"{LOGS}/prepare_movies.log",
     benchmark:
@@ -18,7 +19,7 @@ rule prepare_movies:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd prepare --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
+        "python -m rcfd prepare --threads {threads} --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
         " --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
 
 
@@ -32,6 +33,7 @@ rule train_reward_model:
     params:
         p=lambda w: as_json(with_runtime(config[w.task]["reward_model"]["train"], config[w.task]["data"]["seed"])),
         base=model_arg("reward_base", "base"),
+    threads: config["threads_per_job"]
     log:
         f"{LOGS}/train_reward_model/{{task}}.log",
     benchmark:
@@ -39,7 +41,7 @@ rule train_reward_model:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd train-rm --params {params.p:q} --base {params.base} --data {input.data}"
+        "python -m rcfd train-rm --threads {threads} --params {params.p:q} --base {params.base} --data {input.data}"
         " --out {output.model} --metrics {output.metrics} > {log} 2>&1"
 
 
@@ -52,6 +54,7 @@ rule score_demos:
     params:
         p=lambda w: as_json(score_params(w.task)),
         rm=reward_model_arg,
+    threads: config["threads_per_job"]
     log:
         f"{LOGS}/score_demos/{{task}}.log",
     benchmark:
@@ -59,5 +62,5 @@ rule score_demos:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd score-demos --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
+        "python -m rcfd score-demos --threads {threads} --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
         " --out {output} > {log} 2>&1"

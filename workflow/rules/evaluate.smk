@@ -12,6 +12,7 @@ rule generate:
         p=lambda w: as_json(with_runtime(config[w.task]["generate"], w.seed)),
         policy=model_arg("policy", "policy"),
         adapter=lambda w, input: input.adapter or "none",
+    threads: config["threads_per_job"]
     log:
         f"{LOGS}/generate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -19,7 +20,7 @@ rule generate:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd generate --params {params.p:q} --policy {params.policy} --adapter {params.adapter}"
+        "python -m rcfd generate --threads {threads} --params {params.p:q} --policy {params.policy} --adapter {params.adapter}"
         " --data {input.data} --out {output} > {log} 2>&1"
 
 
@@ -37,6 +38,7 @@ rule evaluate:
         policy=model_arg("policy", "policy"),
         rm=reward_model_arg,
         generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
+    threads: config["threads_per_job"]
     log:
         f"{LOGS}/evaluate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -44,6 +46,6 @@ rule evaluate:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd evaluate --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
+        "python -m rcfd evaluate --threads {threads} --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
         " --rm {params.rm} --policy {params.policy} --data {input.data} {params.generations}"
         " --scored {output.scored} --metrics {output.metrics} > {log} 2>&1"

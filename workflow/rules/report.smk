@@ -17,6 +17,7 @@ rule table6:
         ),
         prefix=prefix_of,
         benchmarks=BENCH,
+    threads: config["threads_per_job"]
     log:
         f"{LOGS}/table6.log",
     benchmark:
@@ -24,18 +25,20 @@ rule table6:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd table --params {params.p:q} --metrics {input.metrics} --benchmarks {params.benchmarks}"
+        "python -m rcfd table --threads {threads} --params {params.p:q} --metrics {input.metrics} --benchmarks {params.benchmarks}"
         " --out {params.prefix} > {log} 2>&1"
 
 
 rule figure3:
     input:
         scored=lambda w: run_outputs("movies", "scored.jsonl"),
+        metrics=lambda w: run_outputs("movies", "metrics.csv"),
     output:
         figure_files("figure3"),
     params:
         p=as_json({"name": "figure3", "config_hash": config_hash(config)}),
         prefix=prefix_of,
+    threads: config["threads_per_job"]
     log:
         f"{LOGS}/figure3.log",
     benchmark:
@@ -43,4 +46,4 @@ rule figure3:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd figure --params {params.p:q} --scored {input.scored} --out {params.prefix} > {log} 2>&1"
+        "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored} --metrics {input.metrics} --out {params.prefix} > {log} 2>&1"

@@ -7,6 +7,7 @@ rule fetch_movie_snippets:
     params:
         p=as_json(config["assets"]["movie_snippets"]),
         downloads=f"{RES}/downloads",
+    threads: config["threads_per_job"]
     log:
         f"{RES}/logs/fetch_movie_snippets.log",
     benchmark:
@@ -14,7 +15,7 @@ rule fetch_movie_snippets:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd fetch-data --params {params.p:q} --downloads {params.downloads} --out {output} > {log} 2>&1"
+        "python -m rcfd fetch-data --threads {threads} --params {params.p:q} --downloads {params.downloads} --out {output} > {log} 2>&1"
 
 
 rule build_model:
@@ -27,6 +28,7 @@ rule build_model:
         p=lambda w: as_json(model_spec(w.name)),
         downloads=f"{RES}/downloads",
         corpus=lambda w, input: input.corpus or "none",
+    threads: config["threads_per_job"]
     log:
         f"{RES}/logs/build_model/{{name}}.log",
     benchmark:
@@ -34,5 +36,5 @@ rule build_model:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd build-model --params {params.p:q} --downloads {params.downloads} --corpus {params.corpus}"
+        "python -m rcfd build-model --threads {threads} --params {params.p:q} --downloads {params.downloads} --corpus {params.corpus}"
         " --out {output} > {log} 2>&1"

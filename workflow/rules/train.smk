@@ -14,6 +14,7 @@ rule train:
         p=lambda w: train_params(w.task, w.method, w.seed),
         policy=model_arg("policy", "policy"),
         rm=reward_model_arg,
+    threads: config["threads_per_job"]
     log:
         f"{LOGS}/train/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -21,5 +22,5 @@ rule train:
     conda:
         "../../environment.yml"
     shell:
-        "python -m rcfd train --params {params.p:q} --method {wildcards.method} --policy {params.policy}"
+        "python -m rcfd train --threads {threads} --params {params.p:q} --method {wildcards.method} --policy {params.policy}"
         " --rm {params.rm} --data {input.data} --out {output} > {log} 2>&1"
