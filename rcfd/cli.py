@@ -90,7 +90,7 @@ def step_train(a) -> None:
 
     method = parse_method(a.method)
     rows = [r for r in read_jsonl(a.data) if r["split"] == "train"]
-    require_columns(rows, ["prompt", "demo", "demo_reward"], a.data)
+    require_columns(rows, ["prompt", "demo"] + (["demo_reward"] if method.kind == "rl" else []), a.data)
     t0 = time.time()
     if method.kind == "sft":
         history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out)

@@ -123,6 +123,12 @@ def all_targets():
     return targets
 
 
+def train_data_input(w):
+    """SFT needs only the demonstrations; RL needs their rewards (so it waits for the RM)."""
+    name = "prompts" if w.method == "sft" else "demos_scored"
+    return f"{R}/data/{w.task}/{name}.jsonl"
+
+
 def adapter_input(w):
     return [] if w.method == "base" else [f"{run_dir(w.task, w.method, w.seed)}/policy"]
 

@@ -3,7 +3,7 @@
 
 rule generate:
     input:
-        data=f"{R}/data/{{task}}/demos_scored.jsonl",
+        data=f"{R}/data/{{task}}/prompts.jsonl",
         policy=model_input("policy"),
         adapter=adapter_input,
     output:

@@ -3,9 +3,9 @@
 
 rule train:
     input:
-        data=f"{R}/data/{{task}}/demos_scored.jsonl",
+        data=train_data_input,
         policy=model_input("policy"),
-        rm=lambda w: reward_model_input(w.task),
+        rm=lambda w: [] if w.method == "sft" else reward_model_input(w.task),
     output:
         directory(f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/policy"),
     wildcard_constraints:
