@@ -51,11 +51,24 @@ def build_table(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
     return table.round(cfg.decimals)
 
 
+def paper_block(name: str) -> str:
+    """The paper's own values for table `name`, as a labelled markdown block ('' if not kept)."""
+    from .paper import paper_table
+
+    paper = paper_table(name)
+    if paper is None:
+        return ""
+    paper.insert(0, "method", [parse_method(m).label for m in paper.pop("method")])
+    return (f"\n\nFor reference, the paper's values (arXiv 2404.19409, {name}; LLaMA-2-7B policy, "
+            f"LLM judge; not comparable in absolute terms):\n\n{paper.to_markdown(index=False)}\n")
+
+
 def write_table(table: pd.DataFrame, prefix: str | Path, caption: str) -> list[Path]:
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = [prefix.with_suffix(s) for s in (".csv", ".md", ".tex")]
     table.to_csv(paths[0], index=False)
-    paths[1].write_text(f"{caption}\n\n{table.to_markdown(index=False)}\n", encoding="utf-8")
+    md = f"{caption}\n\n{table.to_markdown(index=False)}\n{paper_block(prefix.name)}"
+    paths[1].write_text(md, encoding="utf-8")
     paths[2].write_text(table.to_latex(index=False, caption=caption, float_format="%.2f"), encoding="utf-8")
     return paths

@@ -35,3 +35,14 @@ def test_load_metrics_checks_columns(tmp_path):
     pd.DataFrame([{"method": "rcfd", "seed": 0}]).to_csv(f, index=False)
     with pytest.raises(InputError, match="task"):
         load_metrics([f])
+
+
+def test_paper_values_are_labelled_data(tmp_path):
+    from rcfd.paper import paper_table
+
+    paper = paper_table("table6")
+    assert paper.loc[paper.method == "rcfd", "alignment"].item() == 0.04
+    paths = write_table(build_table(_metrics(), TableConfig()), tmp_path / "table6", "caption")
+    md = paths[1].read_text()
+    assert "the paper's values" in md and md.index("caption") < md.index("the paper's values")
+    assert "paper" not in paths[0].read_text()  # the CSV holds this run's numbers only

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _copy_workflow(dest: Path) -> None:
-    for name in ("Snakefile", "config.yaml", "environment.yml"):
+    for name in ("Snakefile", "config.yaml"):
         shutil.copy(REPO / name, dest / name)
     for name in ("workflow", "configs"):
         shutil.copytree(REPO / name, dest / name)
@@ -110,3 +110,21 @@ def test_bad_config_fails_before_any_job(smoke_run, tmp_path):
                          cwd=work, capture_output=True, text=True)
     assert out.returncode != 0
     assert "config key 'movies.betas'" in out.stdout + out.stderr
+
+
+def test_hub_models_load_by_id_and_are_not_built(smoke_run):
+    """At paper scale models are hub ids; here a local folder stands in for the hub."""
+    work, configfile = smoke_run
+    config = yaml.safe_load(configfile.read_text())
+    tiny = work / config["resources_dir"] / "models" / config["models"]["policy"]["name"]
+    config["models"] = {"policy": {"source": "hub", "id": str(tiny)}}
+    config["movies"]["reward_model"] = {"source": "hub", "hub_id": str(work / config["results_dir"] /
+                                                                        "reward_models/movies/model"),
+                                        "score": config["movies"]["reward_model"]["score"]}
+    config["results_dir"] = "results/hub"
+    config["figures_dir"] = "results/hub/figures"
+    hub = work / "configs/hub.yaml"
+    hub.write_text(yaml.safe_dump(config))
+    plan = _planned(work, hub)
+    assert "build_model" not in plan and "train_reward_model" not in plan
+    assert plan["train"] == len(config["movies"]["betas"]) + 2  # sft, rcfd, every beta

@@ -17,7 +17,7 @@ rule prepare_movies:
     benchmark:
         f"{BENCH}/prepare_movies.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd prepare --threads {threads} --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
         " --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
@@ -39,7 +39,7 @@ rule train_reward_model:
     benchmark:
         f"{BENCH}/train_reward_model/{{task}}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd train-rm --threads {threads} --params {params.p:q} --base {params.base} --data {input.data}"
         " --out {output.model} --metrics {output.metrics} > {log} 2>&1"
@@ -60,7 +60,7 @@ rule score_demos:
     benchmark:
         f"{BENCH}/score_demos/{{task}}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd score-demos --threads {threads} --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
         " --out {output} > {log} 2>&1"

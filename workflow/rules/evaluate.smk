@@ -18,7 +18,7 @@ rule generate:
     benchmark:
         f"{BENCH}/generate/{{task}}/{{method}}/seed{{seed}}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd generate --threads {threads} --params {params.p:q} --policy {params.policy} --adapter {params.adapter}"
         " --data {input.data} --out {output} > {log} 2>&1"
@@ -44,7 +44,7 @@ rule evaluate:
     benchmark:
         f"{BENCH}/evaluate/{{task}}/{{method}}/seed{{seed}}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd evaluate --threads {threads} --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
         " --rm {params.rm} --policy {params.policy} --data {input.data} {params.generations}"

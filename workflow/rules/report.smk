@@ -23,7 +23,7 @@ rule table6:
     benchmark:
         f"{BENCH}/table6.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd table --threads {threads} --params {params.p:q} --metrics {input.metrics} --benchmarks {params.benchmarks}"
         " --out {params.prefix} > {log} 2>&1"
@@ -44,6 +44,6 @@ rule figure3:
     benchmark:
         f"{BENCH}/figure3.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored} --metrics {input.metrics} --out {params.prefix} > {log} 2>&1"

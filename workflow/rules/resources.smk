@@ -13,7 +13,7 @@ rule fetch_movie_snippets:
     benchmark:
         f"{BENCH}/fetch_movie_snippets.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd fetch-data --threads {threads} --params {params.p:q} --downloads {params.downloads} --out {output} > {log} 2>&1"
 
@@ -34,7 +34,7 @@ rule build_model:
     benchmark:
         f"{BENCH}/build_model/{{name}}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd build-model --threads {threads} --params {params.p:q} --downloads {params.downloads} --corpus {params.corpus}"
         " --out {output} > {log} 2>&1"

@@ -20,7 +20,7 @@ rule train:
     benchmark:
         f"{BENCH}/train/{{task}}/{{method}}/seed{{seed}}.tsv"
     conda:
-        "../../environment.yml"
+        "../envs/rcfd.yaml"
     shell:
         "python -m rcfd train --threads {threads} --params {params.p:q} --method {wildcards.method} --policy {params.policy}"
         " --rm {params.rm} --data {input.data} --out {output} > {log} 2>&1"
