@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .utils import write_json
 
+# what decides a result; changes elsewhere (results, logs) do not make the commit "dirty"
+CODE_PATHS = ["rcfd", "workflow", "Snakefile", "config.yaml", "configs", "pyproject.toml"]
 PACKAGES = ["rcfd", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "snakemake",
             "numpy", "pandas", "sacrebleu"]
 
@@ -19,8 +21,8 @@ PACKAGES = ["rcfd", "torch", "transformers", "trl", "peft", "accelerate", "datas
 def git_commit() -> str:
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+                               capture_output=True, text=True, check=True).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
