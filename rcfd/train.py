@@ -86,7 +86,20 @@ def train_reward_classifier(base: str, rows: list[dict], cfg: RewardTrainConfig,
 
 # --------------------------------------------------------------------------- RL (RLOO)
 @dataclass
-class RLConfig:
+class LoraTraining:
+    """What every LoRA policy-training step shares."""
+
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self):
+        if isinstance(self.lora, dict):  # from the JSON params
+            self.lora = LoraSettings(**self.lora)
+
+
+@dataclass
+class RLConfig(LoraTraining):
     steps: int = 100
     prompts_per_step: int = 8
     num_generations: int = 2  # RLOO's leave-one-out baseline needs >= 2
@@ -100,13 +113,6 @@ class RLConfig:
     top_p: float = 1.0
     max_grad_norm: float = 1.0
     logging_steps: int = 1
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self):
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
 
 
 def _trainer_common(cfg, out: Path, device: str) -> dict:
@@ -161,19 +167,12 @@ def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm: Cla
 
 # --------------------------------------------------------------------------- SFT
 @dataclass
-class SFTStepConfig:
+class SFTStepConfig(LoraTraining):
     steps: int = 100
     batch_size: int = 16
     learning_rate: float = 5e-5
     max_length: int = 128
     logging_steps: int = 5
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self):
-        if isinstance(self.lora, dict):
-            self.lora = LoraSettings(**self.lora)
 
 
 def train_sft(policy: str, rows: list[dict], cfg: SFTStepConfig, out: str | Path) -> list[dict]:
