@@ -133,7 +133,7 @@ def step_evaluate(a) -> None:
     texts = [g["prompt"] + g["completion"] for g in gens]
     rewards = _reward_model(a)(texts)
     p = a.params
-    # naturalness proxy: how likely the frozen initial policy finds the text it did not write
+    # naturalness proxy: how likely the frozen initial policy finds the text (batched like the RM)
     loglik = LogLikelihood(a.policy, p["reward_model"]["batch_size"], pick_device(p["reward_model"]["device"]))(
         [g["prompt"] for g in gens], [g["completion"] for g in gens])
     scored = [dict(g, method=a.method, seed=a.seed, reward=r, loglik=ll)
@@ -184,7 +184,6 @@ def step_figure(a) -> None:
 
     from .plots import FigureConfig, reward_histograms
     from .provenance import write_provenance
-
     from .tables import load_metrics
 
     scored = pd.DataFrame([r for path in a.scored for r in read_jsonl(path)])
