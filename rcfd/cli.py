@@ -57,6 +57,16 @@ def step_prepare(a) -> None:
     write_jsonl(a.rm_data, rm_data)
 
 
+def step_prepare_wiki(a) -> None:
+    """Wikipedia prompt/continuation segments (use case 1); the continuation is the demonstration."""
+    from .data import WikiDataConfig, prepare_wiki, read_hub_wiki, read_wiki_dump
+    from .models import load_tokenizer
+
+    cfg = from_params(WikiDataConfig, a.params, "wiki.data")
+    articles = read_wiki_dump(a.dump, cfg.min_paragraph_words) if cfg.source == "gensim_dump" else read_hub_wiki(cfg)
+    write_jsonl(a.prompts, prepare_wiki(cfg, articles, load_tokenizer(a.policy)))
+
+
 def step_train_rm(a) -> None:
     from .train import RewardTrainConfig, train_reward_classifier
 
@@ -68,19 +78,20 @@ def step_train_rm(a) -> None:
 
 
 def _reward_model(a):
-    from .rewards import ClassifierReward, RewardModelConfig
+    """The task's reward model: params {"reward_model": {kind, device, <scorer settings>}}."""
+    from .rewards import load_scorer
     from .utils import pick_device
 
     p = dict(a.params.get("reward_model", {}))
     device = pick_device(p.pop("device", "auto"))
-    return ClassifierReward(a.rm, from_params(RewardModelConfig, p, "reward_model.score"), device)
+    return load_scorer(p.pop("kind", "classifier"), a.rm, p, device)
 
 
 def step_score_demos(a) -> None:
     """Score each prompt's demonstration once: R_RM(x, y_demo), the target RCfD pulls towards."""
     rows = read_jsonl(a.prompts)
     require_columns(rows, ["prompt", "demo"], a.prompts)
-    rewards = _reward_model(a)([r["prompt"] + r["demo"] for r in rows])
+    rewards = _reward_model(a).score([r["prompt"] for r in rows], [r["demo"] for r in rows])
     write_jsonl(a.out, [dict(r, demo_reward=s) for r, s in zip(rows, rewards)])
 
 
@@ -113,13 +124,14 @@ def step_generate(a) -> None:
 
 
 def step_evaluate(a) -> None:
-    """Reward, alignment score and diversity of one run's generations (or of the demonstrations)."""
+    """Reward, alignment score, log-likelihood curve, repetition and diversity of one run's
+    generations (or of the demonstrations)."""
     import numpy as np
     import pandas as pd
 
-    from .metrics import AlignmentConfig, alignment_score, diversity, vader_success
+    from . import metrics as M
     from .provenance import write_provenance
-    from .rewards import LogLikelihood
+    from .rewards import LogLikelihood, mean_or_nan
     from .utils import pick_device
 
     demos = [r for r in read_jsonl(a.data) if r["split"] == "eval"]
@@ -130,43 +142,52 @@ def step_evaluate(a) -> None:
     else:  # the demonstrations, evaluated like a method
         gens = [{"id": d["id"], "sample": 0, "prompt": d["prompt"], "completion": d["demo"],
                  "completion_tokens": d["demo_tokens"]} for d in demos]
-    texts = [g["prompt"] + g["completion"] for g in gens]
-    rewards = _reward_model(a)(texts)
-    p = a.params
-    # naturalness proxy: how likely the frozen initial policy finds the text (batched like the RM)
-    loglik = LogLikelihood(a.policy, p["reward_model"]["batch_size"], pick_device(p["reward_model"]["device"]))(
-        [g["prompt"] for g in gens], [g["completion"] for g in gens])
+    prompts, completions = [g["prompt"] for g in gens], [g["completion"] for g in gens]
+    texts = [x + y for x, y in zip(prompts, completions)]
+    p, rm = a.params, a.params["reward_model"]
+    # token log-likelihoods under the frozen initial policy: the naturalness proxy, the
+    # log-lik-vs-position curve and, in use case 1, the reward itself
+    token_lps = LogLikelihood(a.policy, rm["batch_size"], pick_device(rm["device"])).token_logprobs(prompts, completions)
+    loglik = [mean_or_nan(t) for t in token_lps]
+    same_model = rm.get("kind") == "loglik" and a.rm == a.policy
+    rewards = loglik if same_model else _reward_model(a).score(prompts, completions)
     scored = [dict(g, method=a.method, seed=a.seed, reward=r, loglik=ll)
               for g, r, ll in zip(gens, rewards, loglik)]
     demo_rewards = [d["demo_reward"] for d in demos]
     row = {
         "task": p["task"], "method": a.method, "seed": a.seed, "n": len(scored),
-        "avg_reward": float(np.mean(rewards)), "std_reward": float(np.std(rewards)),
+        "avg_reward": float(np.nanmean(rewards)), "std_reward": float(np.nanstd(rewards)),
         "demo_avg_reward": float(np.mean(demo_rewards)),
-        "alignment": alignment_score(demo_rewards, rewards, from_params(AlignmentConfig, p["alignment"], "alignment")),
-        "success_vader": vader_success(texts),
+        "alignment": M.alignment_score(demo_rewards, [r for r in rewards if r == r],
+                                       from_params(M.AlignmentConfig, p["alignment"], "alignment")),
         "loglik_base": float(np.nanmean(loglik)),
         "mean_tokens": float(np.mean([g["completion_tokens"] for g in gens])),
-        **diversity([g["completion"] for g in gens], p["self_bleu_samples"], a.seed),
+        "seq_rep_4": M.seq_repetition(completions, 4),
+        **M.diversity(completions, p["self_bleu_samples"], a.seed),
     }
+    if "vader_success" in p.get("proxies", []):
+        row["success_vader"] = M.vader_success(texts)
     log.info("%s", json.dumps(row))
     write_jsonl(a.scored, scored)
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([row]).to_csv(a.metrics, index=False)
+    pd.DataFrame(M.position_curve(token_lps, p.get("position_window", 8))).assign(
+        task=p["task"], method=a.method, seed=a.seed).to_csv(a.curve, index=False)
     write_provenance(a.metrics, p)
 
 
 def step_table(a) -> None:
     from .provenance import write_provenance
-    from .tables import TableConfig, build_table, load_metrics, write_table
+    from .tables import TABLES, build_table, load_metrics, write_table
 
-    p = dict(a.params)
-    caption = p.pop("caption")
-    config_hash = p.pop("config_hash")
-    table = build_table(load_metrics(a.metrics), from_params(TableConfig, p, "table"))
-    paths = write_table(table, a.out, caption)
+    name = a.params["name"]
+    if name not in TABLES:
+        raise InputError(f"table {name!r}: expected one of {sorted(TABLES)}")
+    cfg = TABLES[name]
+    table = build_table(load_metrics(a.metrics), cfg)
+    paths = write_table(table, a.out, cfg.caption)
     log.info("\n%s", table.to_string(index=False))
-    write_provenance(paths[0], a.params, config_hash=config_hash, benchmarks=_benchmarks(a.benchmarks))
+    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"), benchmarks=_benchmarks(a.benchmarks))
 
 
 def _benchmarks(folder: str | None) -> dict[str, float]:
@@ -182,28 +203,33 @@ def _benchmarks(folder: str | None) -> dict[str, float]:
 def step_figure(a) -> None:
     import pandas as pd
 
-    from .plots import FigureConfig, reward_histograms
+    from .plots import FIGURES
     from .provenance import write_provenance
     from .tables import load_metrics
 
+    name = a.params["name"]
+    if name not in FIGURES:
+        raise InputError(f"figure {name!r}: expected one of {sorted(FIGURES)}")
     scored = pd.DataFrame([r for path in a.scored for r in read_jsonl(path)])
-    p = dict(a.params)
-    config_hash = p.pop("config_hash")
-    paths = reward_histograms(scored, load_metrics(a.metrics), from_params(FigureConfig, p, "figure"), a.out)
-    write_provenance(paths[0], a.params, config_hash=config_hash)
+    curves = pd.concat([pd.read_csv(p) for p in a.curves], ignore_index=True) if a.curves else None
+    paths = FIGURES[name](scored=scored, metrics=load_metrics(a.metrics), curves=curves,
+                          train_tokens=a.params.get("train_tokens"), prefix=a.out)
+    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
 STEPS = {
     "fetch-data": (step_fetch_data, ["out", "downloads"]),
     "build-model": (step_build_model, ["out", "downloads", "corpus"]),
     "prepare": (step_prepare, ["reviews", "policy", "prompts", "rm_data"]),
+    "prepare-wiki": (step_prepare_wiki, ["dump", "policy", "prompts"]),
     "train-rm": (step_train_rm, ["base", "data", "out", "metrics"]),
     "score-demos": (step_score_demos, ["rm", "prompts", "out"]),
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
-    "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "data", "generations", "scored", "metrics"]),
+    "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "data", "generations", "scored", "metrics",
+                                 "curve"]),
     "table": (step_table, ["metrics+", "benchmarks", "out"]),
-    "figure": (step_figure, ["scored+", "metrics+", "out"]),
+    "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
 }
 
 

@@ -46,6 +46,11 @@ def semantic_errors(config: dict) -> list[str]:
         betas = t.get("betas", [])
         if len(set(betas)) != len(betas):
             errors.append(f"config key '{task}.betas': duplicate values {betas}")
+        if task == "wiki" and "generate" in t and "data" in t:
+            gen, demo = t["generate"].get("max_new_tokens"), t["data"].get("eval_demo_tokens")
+            if gen != demo:
+                errors.append(f"config key 'wiki.generate.max_new_tokens': {gen} must equal wiki.data.eval_demo_tokens "
+                              f"({demo}), so that generations and human text are compared at the same length")
     return errors
 
 

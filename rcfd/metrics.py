@@ -1,4 +1,5 @@
-"""Evaluation metrics: alignment score A, average reward, diversity (distinct-n, self-BLEU), and
+"""Evaluation metrics: alignment score A, average reward, diversity (distinct-n, self-BLEU),
+repetition within a text (seq-rep-n), log-likelihood as a function of position, and
 the judge proxies that replace the paper's 70B LLM judge at small scale (VADER success).
 
 Alignment score (paper §4): A = KL(rho_demo || rho_policy), the forward KL from the distribution of
@@ -79,6 +80,30 @@ def diversity(texts: list[str], self_bleu_samples: int = 200, seed: int = 0) -> 
         "distinct_3": distinct_n(texts, 3),
         "self_bleu": self_bleu(texts, self_bleu_samples, seed),
     }
+
+
+def seq_repetition(texts: list[str], n: int = 4) -> float:
+    """seq-rep-n (Welleck et al. 2020): per text, 1 - distinct n-grams / n-grams; mean over texts
+    that have an n-gram. 0 for text that never repeats itself, near 1 for a loop."""
+    reps = []
+    for t in texts:
+        toks = t.split()
+        grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+        if grams:
+            reps.append(1.0 - len(set(grams)) / len(grams))
+    return float(np.mean(reps)) if reps else 0.0
+
+
+def position_curve(token_logprobs: list[list[float]], window: int) -> list[dict]:
+    """Mean log-likelihood per token in consecutive windows of generated positions: rows
+    {start, end, mean_logprob, n_texts} (positions [start, end), texts long enough to reach start)."""
+    longest = max((len(t) for t in token_logprobs), default=0)
+    rows = []
+    for start in range(0, longest, window):
+        chunk = [lp for t in token_logprobs for lp in t[start:start + window]]
+        rows.append({"start": start, "end": start + window, "mean_logprob": float(np.mean(chunk)),
+                     "n_texts": sum(len(t) > start for t in token_logprobs)})
+    return rows
 
 
 def vader_success(texts: list[str], threshold: float = 0.05) -> float:

@@ -1,4 +1,12 @@
-"""Figures. Figure 3: per-method reward histograms against the demonstrations' (with means)."""
+"""The paper's figures, one function each, registered in FIGURES by name.
+
+figure3  movie reviews: per-method reward histograms over the demonstrations' (means dashed),
+         and the judge proxies per method
+figure2  use case 1: log-likelihood per generated position (base, SFT, R beta=0, RCfD, human),
+         the training length marked, so one sees what happens beyond it
+figure5  use case 1, decoding baselines of the base model: the same curve, and the distribution
+         of per-sequence log-likelihood
+"""
 
 from __future__ import annotations
 
@@ -17,18 +25,21 @@ from .methods import parse_method, sort_key  # noqa: E402
 
 @dataclass
 class FigureConfig:
-    name: str = "figure3"
     bins: int = 20
     panel_width: float = 2.6
     dpi: int = 150
+
+
+STYLE = FigureConfig()
+HUMAN = "demonstrations"
 
 
 # judge-score columns of the metrics rows shown under the histograms: column -> axis label
 JUDGE_PROXIES = {"success_vader": "success (VADER)", "loglik_base": "naturalness (base log-lik)"}
 
 
-def reward_histograms(scored: pd.DataFrame, metrics: pd.DataFrame, cfg: FigureConfig,
-                      prefix: str | Path) -> list[Path]:
+def reward_histograms(scored: pd.DataFrame, metrics: pd.DataFrame, prefix: str | Path,
+                      cfg: FigureConfig = STYLE, **_) -> list[Path]:
     """Top: one panel per method, its reward histogram over the demonstrations' (dashed: means).
     Bottom: the judge proxies per method, the demonstrations' value as a dashed line.
 
@@ -52,6 +63,10 @@ def reward_histograms(scored: pd.DataFrame, metrics: pd.DataFrame, cfg: FigureCo
         ax.set_xlabel("reward")
     axes[0][0].legend(fontsize=7, loc="upper left")
     _judge_bars(fig, grid, metrics, methods, palette)
+    return _save(fig, prefix, cfg)
+
+
+def _save(fig, prefix: str | Path, cfg: FigureConfig) -> list[Path]:
     fig.tight_layout()
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
@@ -60,6 +75,63 @@ def reward_histograms(scored: pd.DataFrame, metrics: pd.DataFrame, cfg: FigureCo
         fig.savefig(p, dpi=cfg.dpi)
     plt.close(fig)
     return paths
+
+
+def _curve_panel(ax, curves: pd.DataFrame, methods: list[str], train_tokens: int | None) -> None:
+    """Mean log-likelihood per token against generated position, one line per method (mean over
+    seeds), the human text dashed; a dotted line at the RL training length."""
+    palette = sns.color_palette("colorblind")
+    for i, m in enumerate(methods):
+        c = curves[curves["method"] == m].groupby("start", as_index=False)[["end", "mean_logprob"]].mean()
+        human = m == HUMAN
+        ax.plot((c["start"] + c["end"]) / 2, c["mean_logprob"], marker="" if human else ".",
+                ls="--" if human else "-", color="black" if human else palette[i],
+                label="human" if human else parse_method(m).label)
+    if train_tokens:
+        ax.axvline(train_tokens, color="grey", ls=":", lw=1)
+        ax.annotate("training length", (train_tokens, 0.02), xycoords=("data", "axes fraction"),
+                    fontsize=7, color="grey", ha="right", rotation=90)
+    ax.set_xlabel("generated position (tokens)")
+    ax.set_ylabel("log-likelihood per token (initial model)")
+    ax.legend(fontsize=7)
+
+
+def _present(frame: pd.DataFrame, wanted: list[str]) -> list[str]:
+    return [m for m in wanted if m in set(frame["method"])]
+
+
+def loglik_curves(curves: pd.DataFrame, prefix: str | Path, train_tokens: int | None = None,
+                  cfg: FigureConfig = STYLE, **_) -> list[Path]:
+    """Figure 2: log-likelihood vs generation length for base, SFT, R beta=0, RCfD and human text."""
+    methods = _present(curves, ["base", "sft", "beta0", "rcfd", HUMAN])
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    _curve_panel(ax, curves, methods, train_tokens)
+    ax.set_title("Log-likelihood along the generation", fontsize=9)
+    return _save(fig, prefix, cfg)
+
+
+def decoding_baselines(curves: pd.DataFrame, scored: pd.DataFrame, prefix: str | Path,
+                       train_tokens: int | None = None, cfg: FigureConfig = STYLE, **_) -> list[Path]:
+    """Figure 5: the base model's decoding baselines (and RCfD): log-likelihood along the
+    generation, and the distribution of per-sequence log-likelihood against the human text's."""
+    decoding = sorted((m for m in set(curves["method"]) if parse_method(m).kind == "decoding"), key=sort_key)
+    methods = _present(curves, ["base", *decoding, "rcfd", HUMAN])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    _curve_panel(left, curves, methods, None)
+    palette = sns.color_palette("colorblind")
+    for i, m in enumerate(methods):
+        r = scored[scored["method"] == m]["reward"].dropna()
+        human = m == HUMAN
+        sns.kdeplot(r, ax=right, ls="--" if human else "-", color="black" if human else palette[i],
+                    label="human" if human else parse_method(m).label, warn_singular=False, cut=0)
+    right.set_xlabel("per-sequence log-likelihood (initial model)")
+    right.legend(fontsize=7)
+    left.set_title("Decoding baselines: log-likelihood along the generation", fontsize=9)
+    right.set_title("Distribution of sequence log-likelihood", fontsize=9)
+    return _save(fig, prefix, cfg)
+
+
+FIGURES = {"figure3": reward_histograms, "figure2": loglik_curves, "figure5": decoding_baselines}
 
 
 def _judge_bars(fig, grid, metrics: pd.DataFrame, methods: list[str], palette) -> None:

@@ -1,6 +1,8 @@
-"""The paper's objectives, in one place.
+"""The paper's objectives and reward models, in one place.
 
-- R      : the reward model's score R_RM(x, y)                            (`reward_model_score`)
+- R      : the reward model's score R_RM(x, y): a sentiment classifier's positive logit
+           (`ClassifierReward`, movie reviews) or the average per-token log-likelihood under the
+           frozen initial model (`LogLikelihood`, use case 1). Both have `score(prompts, completions)`.
 - R_beta : R_RM(x, y) - beta * log(pi(y|x) / pi_0(y|x))                     (`kl_regularised_reward`)
 - RCfD   : -(R_RM(x, y) - R_RM(x, y_demo))^2, y_demo the prompt's demo     (`rcfd_reward`)
 
@@ -60,6 +62,13 @@ class ClassifierReward:
     def __call__(self, texts: list[str]) -> list[float]:
         return self.logits(texts)[:, self.cfg.positive_label].tolist()
 
+    def score(self, prompts: list[str], completions: list[str]) -> list[float]:
+        return self([p + c for p, c in zip(prompts, completions)])
+
+
+def mean_or_nan(values: list[float]) -> float:
+    return sum(values) / len(values) if values else float("nan")
+
 
 class LogLikelihood:
     """Average per-token log-likelihood of a continuation y given x under a frozen causal LM.
@@ -76,30 +85,47 @@ class LogLikelihood:
         self.batch_size, self.device = batch_size, device
 
     @torch.inference_mode()
-    def __call__(self, prompts: list[str], continuations: list[str]) -> list[float]:
-        out: list[float] = []
-        pairs = list(zip(prompts, continuations))
-        for chunk in batched(pairs, self.batch_size):
-            ids, masks = [], []
+    def token_logprobs(self, prompts: list[str], continuations: list[str]) -> list[list[float]]:
+        """log p(y_t | x, y_<t) for every token of each continuation (the prompt is context only)."""
+        out: list[list[float]] = []
+        for chunk in batched(list(zip(prompts, continuations)), self.batch_size):
+            ids, n_prompt = [], []
             for x, y in chunk:
                 px = self.tokenizer(x, add_special_tokens=False)["input_ids"]
                 py = self.tokenizer(y, add_special_tokens=False)["input_ids"]
                 ids.append(px + py)
-                masks.append([0] * len(px) + [1] * len(py))  # score the continuation's tokens only
+                n_prompt.append(len(px))
             width = max(len(i) for i in ids)
             pad = self.tokenizer.pad_token_id
             input_ids = torch.tensor([i + [pad] * (width - len(i)) for i in ids], device=self.device)
             attention = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids], device=self.device)
-            target_mask = torch.tensor([m + [0] * (width - len(m)) for m in masks], device=self.device)
             logits = self.model(input_ids=input_ids, attention_mask=attention).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, input_ids[:, 1:, None])[..., 0]
-            mask = target_mask[:, 1:].float()
-            mean = (logp * mask).sum(-1) / mask.sum(-1).clamp(min=1)
-            out.extend(torch.where(mask.sum(-1) > 0, mean, torch.nan).tolist())
+            logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, input_ids[:, 1:, None])[..., 0].cpu()
+            # token t of the sequence is predicted at position t - 1; a continuation's first
+            # token has the prompt's last token before it (no prompt: it cannot be scored)
+            out.extend(logp[b, max(n_prompt[b], 1) - 1:len(ids[b]) - 1].tolist() for b in range(len(chunk)))
         return out
 
+    def score(self, prompts: list[str], continuations: list[str]) -> list[float]:
+        """Average per-token log-likelihood of each continuation (NaN for an empty one)."""
+        return [mean_or_nan(t) for t in self.token_logprobs(prompts, continuations)]
 
-def make_reward_func(objective: str, reward_model: ClassifierReward):
+    __call__ = score
+
+
+def load_scorer(kind: str, path: str, params: dict, device: str):
+    """The reward model of a task: "classifier" (a sequence classifier folder or hub id) or
+    "loglik" (the frozen initial policy, `path` its folder or hub id)."""
+    from .utils import InputError, from_params
+
+    if kind == "classifier":
+        return ClassifierReward(path, from_params(RewardModelConfig, params, "reward_model.score"), device)
+    if kind == "loglik":
+        return LogLikelihood(path, params.get("batch_size", 32), device)
+    raise InputError(f"reward model kind {kind!r}: expected 'classifier' or 'loglik'")
+
+
+def make_reward_func(objective: str, reward_model: ClassifierReward | LogLikelihood):
     """The TRL reward callable for an objective: "reward" (R, R_beta) or "rcfd".
 
     TRL passes every dataset column as a keyword argument; RCfD reads `demo_reward`, which was
@@ -107,12 +133,14 @@ def make_reward_func(objective: str, reward_model: ClassifierReward):
     """
 
     def reward_func(prompts, completions, demo_reward=None, **_):
-        scores = torch.tensor(reward_model([p + c for p, c in zip(prompts, completions)]))
-        if objective == "reward":
-            return scores.tolist()
-        if demo_reward is None:
-            raise ValueError("the RCfD reward needs a 'demo_reward' column in the training data")
-        return rcfd_reward(scores, torch.tensor(demo_reward, dtype=scores.dtype)).tolist()
+        scores = torch.tensor(reward_model.score(prompts, completions))
+        if objective == "rcfd":
+            if demo_reward is None:
+                raise ValueError("the RCfD reward needs a 'demo_reward' column in the training data")
+            scores = rcfd_reward(scores, torch.tensor(demo_reward, dtype=scores.dtype))
+        # a completion with no token has no log-likelihood (NaN): give it the batch's worst reward
+        worst = scores[~scores.isnan()].min() if not scores.isnan().all() else torch.tensor(0.0)
+        return torch.where(scores.isnan(), worst, scores).tolist()
 
     reward_func.__name__ = f"{objective}_reward"  # TRL logs rewards under the callable's name
     return reward_func

@@ -15,12 +15,27 @@ from .utils import InputError
 class TableConfig:
     name: str = "table6"
     task: str = "movies"
+    caption: str = ""
     # metric column -> header, in order (the paper's columns first, then what the project adds)
-    columns: dict = field(default_factory=lambda: {
-        "alignment": "A ↓", "avg_reward": "avg R", "success_vader": "success (VADER)",
-        "loglik_base": "naturalness (log-lik)", "mean_tokens": "length",
-        "distinct_2": "distinct-2", "self_bleu": "self-BLEU"})
+    columns: dict = field(default_factory=dict)
     decimals: int = 2
+
+
+TABLES = {
+    "table6": TableConfig(
+        name="table6", task="movies",
+        caption="Table 6 (movie reviews): alignment score A, average reward, judge proxies, length and diversity",
+        columns={"alignment": "A ↓", "avg_reward": "avg R", "success_vader": "success (VADER)",
+                 "loglik_base": "naturalness (log-lik)", "mean_tokens": "length",
+                 "distinct_2": "distinct-2", "self_bleu": "self-BLEU"}),
+    "table5": TableConfig(
+        name="table5", task="wiki",
+        caption="Table 5 (Wikipedia, reward = average log-likelihood under the initial model): alignment score A "
+                "of the log-likelihood distributions, average log-likelihood, repetition and diversity, "
+                "generations of the evaluation length",
+        columns={"alignment": "A ↓", "avg_reward": "log-lik", "seq_rep_4": "seq-rep-4 ↓ (naturalness proxy)",
+                 "mean_tokens": "length", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"}),
+}
 
 
 def load_metrics(paths: list[str | Path]) -> pd.DataFrame:

@@ -52,3 +52,58 @@ def test_prepare_movies_says_when_data_is_short(tiny_models):
     cfg = MovieDataConfig(prompt_tokens=4, n_train_prompts=500, n_eval_prompts=10)
     with pytest.raises(InputError, match="n_train_prompts"):
         prepare_movies(cfg, _reviews(), tok)
+
+
+DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">
+  <page><title>Aardvark</title><ns>0</ns><id>7</id><revision><text>{{Infobox animal|name=Aardvark}}
+The '''aardvark''' is a medium-sized, burrowing, nocturnal [[mammal]] native to [[Africa|the African continent]].&lt;ref&gt;Some book, p. 3.&lt;/ref&gt; It is the only living species of its order and it eats ants and termites at night.
+[[File:Aardvark.jpg|thumb|An aardvark]]
+== Diet ==
+* a list item that is not prose
+It digs with its strong claws for ants, and its long sticky tongue picks them up by the hundred every night.
+[[Category:Mammals]]</text></revision></page>
+  <page><title>AA</title><ns>0</ns><id>8</id><redirect title="Aardvark"/><revision><text>#REDIRECT [[Aardvark]]</text></revision></page>
+  <page><title>Talk:Aardvark</title><ns>1</ns><id>9</id><revision><text>A talk page with enough words to pass the paragraph filter of this reader for sure.</text></revision></page>
+</mediawiki>"""
+
+
+def test_read_wiki_dump_keeps_article_prose_only(tmp_path):
+    import bz2
+
+    from rcfd.data import read_wiki_dump
+
+    path = tmp_path / "dump.xml.bz2"
+    path.write_bytes(bz2.compress(DUMP.encode()))
+    (article,) = read_wiki_dump(path, min_paragraph_words=10)  # redirect and talk page dropped
+    assert (article["id"], article["title"]) == ("7", "Aardvark")
+    assert article["text"].split("\n") == [
+        "The aardvark is a medium-sized, burrowing, nocturnal mammal native to the African continent. It is the "
+        "only living species of its order and it eats ants and termites at night.",
+        "It digs with its strong claws for ants, and its long sticky tongue picks them up by the hundred every night.",
+    ]
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<mediawiki><page>")
+    with pytest.raises(InputError, match="bad.xml"):
+        read_wiki_dump(bad)
+
+
+def test_prepare_wiki_segments(tiny_models):
+    from rcfd.data import WikiDataConfig, prepare_wiki
+    from rcfd.models import load_tokenizer
+
+    tok = load_tokenizer(tiny_models["llama"])
+    articles = [{"id": str(i), "title": f"t{i}", "text": " ".join(CORPUS[i * 20:(i + 1) * 20])} for i in range(6)]
+    cfg = WikiDataConfig(prompt_tokens=8, train_demo_tokens=6, eval_demo_tokens=12, n_train_prompts=10,
+                         n_eval_prompts=4, max_segments_per_article=3)
+    rows = prepare_wiki(cfg, articles, tok)
+    assert rows == prepare_wiki(cfg, list(reversed(articles)), tok)  # deterministic, order-free
+    train, held = [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "eval"]
+    assert (len(train), len(held)) == (10, 4)
+    assert not {r["title"] for r in train} & {r["title"] for r in held}  # disjoint articles
+    for r in rows:
+        text = next(a["text"] for a in articles if a["title"] == r["title"])
+        assert r["prompt"] + r["demo"] in text  # a verbatim span
+        assert len(tok(r["prompt"], add_special_tokens=False)["input_ids"]) == 8
+        assert r["demo_tokens"] == (12 if r["split"] == "eval" else 6)
+    with pytest.raises(InputError, match="the config asks"):
+        prepare_wiki(WikiDataConfig(prompt_tokens=8, n_train_prompts=10_000, n_eval_prompts=4), articles, tok)

@@ -16,3 +16,13 @@ def test_parse_method():
 def test_paper_row_order():
     names = ["rcfd", "beta0.3", "sft", "beta0", "demonstrations", "base", "beta0.1"]
     assert sorted(names, key=sort_key) == ["demonstrations", "base", "sft", "beta0", "beta0.1", "beta0.3", "rcfd"]
+
+
+def test_decoding_baselines():
+    assert parse_method("greedy").label == "greedy"
+    assert parse_method("greedy").generation_overrides == {"temperature": 0.0}
+    assert parse_method("temp0.96").label == "temperature 0.96"
+    assert parse_method("nucleus0.97").generation_overrides == {"top_p": 0.97}
+    assert not parse_method("nucleus0.97").trained
+    names = ["rcfd", "nucleus0.97", "greedy", "base", "temp0.96", "sft", "beta0"]
+    assert sorted(names, key=sort_key) == ["base", "greedy", "temp0.96", "nucleus0.97", "sft", "beta0", "rcfd"]

@@ -61,3 +61,24 @@ def test_vader_success():
 
     assert vader_success(["A wonderful, moving film.", "Dull, ugly and a waste of time.", "A film."]) == \
         pytest.approx(1 / 3)
+
+
+def test_seq_repetition_by_hand():
+    from rcfd.metrics import seq_repetition
+
+    assert seq_repetition(["a b c d e f"]) == 0.0  # 3 four-grams, all distinct
+    # "a b a b a b": 4-grams (a b a b), (b a b a), (a b a b) -> 1 - 2/3
+    assert seq_repetition(["a b a b a b"]) == pytest.approx(1 / 3)
+    assert seq_repetition(["a b a b a b", "a b c d e f", "short"]) == pytest.approx(1 / 6)  # "short" has none
+    assert seq_repetition(["x"]) == 0.0
+
+
+def test_position_curve_by_hand():
+    from rcfd.metrics import position_curve
+
+    rows = position_curve([[-1.0, -2.0, -3.0], [-3.0, -4.0]], window=2)
+    assert rows == [
+        {"start": 0, "end": 2, "mean_logprob": pytest.approx(-2.5), "n_texts": 2},
+        {"start": 2, "end": 4, "mean_logprob": pytest.approx(-3.0), "n_texts": 1},
+    ]
+    assert position_curve([], window=4) == []

@@ -5,10 +5,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rcfd.tables import TableConfig, build_table, load_metrics
+from rcfd.tables import TABLES, build_table, load_metrics
 
 REPO = Path(__file__).resolve().parents[1]
-TABLES = {"table6": "movies"}  # committed table -> task
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -16,8 +15,8 @@ def test_committed_table_rebuilds_from_per_run_csvs(name):
     committed = REPO / "results/tables" / f"{name}.csv"
     if not committed.exists():
         pytest.skip(f"{committed} is not committed yet")
-    task = TABLES[name]
-    runs = sorted((REPO / "results/runs" / task).glob("*/seed*/metrics.csv"))
-    assert runs, f"no per-run metrics under results/runs/{task}"
-    rebuilt = build_table(load_metrics(runs), TableConfig(name=name, task=task))
+    cfg = TABLES[name]
+    runs = sorted((REPO / "results/runs" / cfg.task).glob("*/seed*/metrics.csv"))
+    assert runs, f"no per-run metrics under results/runs/{cfg.task}"
+    rebuilt = build_table(load_metrics(runs), cfg)
     pd.testing.assert_frame_equal(rebuilt, pd.read_csv(committed), check_dtype=False)

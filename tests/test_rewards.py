@@ -74,3 +74,19 @@ def test_loglikelihood_matches_a_hand_computation(tiny_models):
         expected.append(sum(logp[len(px) + i - 1, t].item() for i, t in enumerate(py)) / len(py))
     got = LogLikelihood(tiny_models["llama"], batch_size=2)(prompts, conts)  # padded batch == one by one
     assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_loglik_reward_for_trl(tiny_models):
+    """Use case 1: the RCfD reward on the log-likelihood; an empty completion gets the batch's worst."""
+    from rcfd.rewards import LogLikelihood
+
+    ll = LogLikelihood(tiny_models["llama"], batch_size=4)
+    prompts, completions = ["This quiet film", "Her new film", "The cast"], [" was dull.", " was moving.", ""]
+    raw = ll.score(prompts, completions)
+    assert math.isnan(raw[2]) and raw[:2] == pytest.approx([sum(t) / len(t) for t in ll.token_logprobs(
+        prompts[:2], completions[:2])])
+    demo = [raw[0] + 1.0, raw[1], -3.0]
+    got = make_reward_func("rcfd", ll)(prompts=prompts, completions=completions, demo_reward=demo)
+    assert got == pytest.approx([-1.0, 0.0, -1.0], abs=1e-5)
+    plain = make_reward_func("reward", ll)(prompts=prompts, completions=completions)
+    assert plain[:2] == pytest.approx(raw[:2], abs=1e-6) and plain[2] == pytest.approx(min(raw[:2]), abs=1e-6)

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from rcfd.tables import TableConfig, build_table, load_metrics, write_table
+from rcfd.tables import TABLES, build_table, load_metrics, write_table
 from rcfd.utils import InputError
 
 
@@ -15,7 +15,7 @@ def _metrics():
 
 
 def test_table_means_over_seeds_in_paper_order(tmp_path):
-    table = build_table(_metrics(), TableConfig())
+    table = build_table(_metrics(), TABLES["table6"])
     assert list(table["method"]) == ["demonstrations", "base", "R β=0", "RCfD"]
     assert table.loc[table.method == "R β=0", "avg R"].item() == pytest.approx(3.5)
     assert set(table["seeds"]) == {2}
@@ -27,7 +27,7 @@ def test_table_means_over_seeds_in_paper_order(tmp_path):
 
 def test_missing_metric_is_named():
     with pytest.raises(InputError, match="self_bleu"):
-        build_table(_metrics().drop(columns="self_bleu"), TableConfig())
+        build_table(_metrics().drop(columns="self_bleu"), TABLES["table6"])
 
 
 def test_load_metrics_checks_columns(tmp_path):
@@ -42,7 +42,7 @@ def test_paper_values_are_labelled_data(tmp_path):
 
     paper = paper_table("table6")
     assert paper.loc[paper.method == "rcfd", "alignment"].item() == 0.04
-    paths = write_table(build_table(_metrics(), TableConfig()), tmp_path / "table6", "caption")
+    paths = write_table(build_table(_metrics(), TABLES["table6"]), tmp_path / "table6", "caption")
     md = paths[1].read_text()
     assert "the paper's values" in md and md.index("caption") < md.index("the paper's values")
     assert "paper" not in paths[0].read_text()  # the CSV holds this run's numbers only

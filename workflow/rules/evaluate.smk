@@ -1,4 +1,4 @@
-# Generation on held-out prompts, then reward, alignment score and diversity per run.
+# Generation on held-out prompts, then reward, alignment score, log-lik curve and diversity per run.
 
 
 rule generate:
@@ -9,7 +9,7 @@ rule generate:
     output:
         f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/generations.jsonl",
     params:
-        p=lambda w: as_json(with_runtime(config[w.task]["generate"], w.seed)),
+        p=lambda w: generate_params(w.task, w.method, w.seed),
         policy=model_arg("policy", "policy"),
         adapter=lambda w, input: input.adapter or "none",
     threads: config["threads_per_job"]
@@ -33,6 +33,7 @@ rule evaluate:
     output:
         scored=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/scored.jsonl",
         metrics=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/metrics.csv",
+        curve=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/curve.csv",
     params:
         p=lambda w: evaluate_params(w.task),
         policy=model_arg("policy", "policy"),
@@ -48,4 +49,4 @@ rule evaluate:
     shell:
         "python -m rcfd evaluate --threads {threads} --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
         " --rm {params.rm} --policy {params.policy} --data {input.data} {params.generations}"
-        " --scored {output.scored} --metrics {output.metrics} > {log} 2>&1"
+        " --scored {output.scored} --metrics {output.metrics} --curve {output.curve} > {log} 2>&1"

@@ -1,4 +1,5 @@
-# Tables and figures, built from the per-run metrics and scored samples.
+# Tables and figures, built from the per-run metrics, log-lik curves and scored samples.
+# One named rule per paper table/figure (`snakemake table5`); they differ only in what they read.
 
 
 rule table6:
@@ -7,14 +8,7 @@ rule table6:
     output:
         table_files("table6"),
     params:
-        p=as_json(
-            {
-                "name": "table6",
-                "task": "movies",
-                "caption": "Table 6 (movie reviews): alignment score A, average reward, length and diversity",
-                "config_hash": config_hash(config),
-            }
-        ),
+        p=table_params("table6", "movies"),
         prefix=prefix_of,
         benchmarks=BENCH,
     threads: config["threads_per_job"]
@@ -29,14 +23,30 @@ rule table6:
         " --out {params.prefix} > {log} 2>&1"
 
 
+use rule table6 as table5 with:
+    input:
+        metrics=lambda w: run_outputs("wiki", "metrics.csv"),
+    output:
+        table_files("table5"),
+    params:
+        p=table_params("table5", "wiki"),
+        prefix=prefix_of,
+        benchmarks=BENCH,
+    log:
+        f"{LOGS}/table5.log",
+    benchmark:
+        f"{BENCH}/table5.tsv"
+
+
 rule figure3:
     input:
         scored=lambda w: run_outputs("movies", "scored.jsonl"),
         metrics=lambda w: run_outputs("movies", "metrics.csv"),
+        curves=lambda w: run_outputs("movies", "curve.csv"),
     output:
         figure_files("figure3"),
     params:
-        p=as_json({"name": "figure3", "config_hash": config_hash(config)}),
+        p=lambda w: figure_params("figure3", "movies"),
         prefix=prefix_of,
     threads: config["threads_per_job"]
     log:
@@ -46,4 +56,33 @@ rule figure3:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored} --metrics {input.metrics} --out {params.prefix} > {log} 2>&1"
+        "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored} --metrics {input.metrics}"
+        " --curves {input.curves} --out {params.prefix} > {log} 2>&1"
+
+
+use rule figure3 as figure2 with:
+    input:
+        scored=lambda w: run_outputs("wiki", "scored.jsonl"),
+        metrics=lambda w: run_outputs("wiki", "metrics.csv"),
+        curves=lambda w: run_outputs("wiki", "curve.csv"),
+    output:
+        figure_files("figure2"),
+    params:
+        p=lambda w: figure_params("figure2", "wiki"),
+        prefix=prefix_of,
+    log:
+        f"{LOGS}/figure2.log",
+    benchmark:
+        f"{BENCH}/figure2.tsv"
+
+
+use rule figure2 as figure5 with:
+    output:
+        figure_files("figure5"),
+    params:
+        p=lambda w: figure_params("figure5", "wiki"),
+        prefix=prefix_of,
+    log:
+        f"{LOGS}/figure5.log",
+    benchmark:
+        f"{BENCH}/figure5.tsv"

