@@ -94,15 +94,19 @@ def seq_repetition(texts: list[str], n: int = 4) -> float:
     return float(np.mean(reps)) if reps else 0.0
 
 
-def position_curve(token_logprobs: list[list[float]], window: int) -> list[dict]:
+def position_curve(token_logprobs: list[list[float]], window: int, min_share: float = 0.5) -> list[dict]:
     """Mean log-likelihood per token in consecutive windows of generated positions: rows
-    {start, end, mean_logprob, n_texts} (positions [start, end), texts long enough to reach start)."""
+    {start, end, mean_logprob, n_texts} (positions [start, end), texts long enough to reach start).
+    Windows reached by fewer than `min_share` of the texts are left out: a few long outliers
+    (re-tokenised text can be longer than the generation) would make a noisy tail."""
     longest = max((len(t) for t in token_logprobs), default=0)
     rows = []
     for start in range(0, longest, window):
+        n_texts = sum(len(t) > start for t in token_logprobs)
+        if n_texts < min_share * len(token_logprobs):
+            break
         chunk = [lp for t in token_logprobs for lp in t[start:start + window]]
-        rows.append({"start": start, "end": start + window, "mean_logprob": float(np.mean(chunk)),
-                     "n_texts": sum(len(t) > start for t in token_logprobs)})
+        rows.append({"start": start, "end": start + window, "mean_logprob": float(np.mean(chunk)), "n_texts": n_texts})
     return rows
 
 
