@@ -17,6 +17,7 @@ class GenerateConfig:
     max_new_tokens: int = 32
     temperature: float = 1.0  # the alignment score is defined on stochastic samples
     top_p: float = 1.0
+    top_k: int = 0  # 0 = off, as in TRL's RL sampling (transformers' own generate default is 50)
     samples_per_prompt: int = 1
     batch_size: int = 32
     seed: int = 0
@@ -37,7 +38,7 @@ def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: Gener
                   add_special_tokens=False).to(device)
         gen = model.generate(
             **enc, do_sample=cfg.temperature > 0, temperature=cfg.temperature or None,
-            top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
+            top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
         )
         new = gen[:, enc["input_ids"].shape[1]:]
         for (r, s), ids in zip(chunk, new):
