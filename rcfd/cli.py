@@ -46,34 +46,57 @@ def step_build_model(a) -> None:
         raise InputError(f"model source {source!r} is not built locally (hub models load by id)")
 
 
-def step_prepare(a) -> None:
-    from .data import MovieDataConfig, prepare_movies, read_hub_reviews, read_vader_snippets
+def _prepare_task(a, config_cls, key: str, read, prepare) -> None:
+    """What every prepare step does: its data config from the params, the source read (offline
+    asset or hub), prompts (and reward-model data, where the task has some) written."""
     from .models import load_tokenizer
 
-    cfg = from_params(MovieDataConfig, a.params, "movies.data")
-    reviews = read_vader_snippets(a.reviews) if cfg.source == "vader_snippets" else read_hub_reviews(cfg)
-    prompts, rm_data = prepare_movies(cfg, reviews, load_tokenizer(a.policy))
+    cfg = from_params(config_cls, a.params, key)
+    out = prepare(cfg, read(cfg), load_tokenizer(a.policy))
+    prompts, rm_data = out if isinstance(out, tuple) else (out, None)
     write_jsonl(a.prompts, prompts)
-    write_jsonl(a.rm_data, rm_data)
+    if rm_data is not None:
+        write_jsonl(a.rm_data, rm_data)
+
+
+def step_prepare(a) -> None:
+    """Movie-review prompts + demonstrations, and the reward model's labelled snippets."""
+    from . import data
+
+    _prepare_task(a, data.MovieDataConfig, "movies.data", lambda cfg: data.read_vader_snippets(a.reviews)
+                  if cfg.source == "vader_snippets" else data.read_hub_reviews(cfg), data.prepare_movies)
 
 
 def step_prepare_wiki(a) -> None:
     """Wikipedia prompt/continuation segments (use case 1); the continuation is the demonstration."""
-    from .data import WikiDataConfig, prepare_wiki, read_hub_wiki, read_wiki_dump
-    from .models import load_tokenizer
+    from . import data
 
-    cfg = from_params(WikiDataConfig, a.params, "wiki.data")
-    articles = read_wiki_dump(a.dump, cfg.min_paragraph_words) if cfg.source == "gensim_dump" else read_hub_wiki(cfg)
-    write_jsonl(a.prompts, prepare_wiki(cfg, articles, load_tokenizer(a.policy)))
+    _prepare_task(a, data.WikiDataConfig, "wiki.data", lambda cfg: data.read_wiki_dump(a.dump, cfg.min_paragraph_words)
+                  if cfg.source == "gensim_dump" else data.read_hub_wiki(cfg), data.prepare_wiki)
+
+
+def step_prepare_summaries(a) -> None:
+    """Summarisation prompts + demonstrations (+ a rejected summary for DPO), and preference pairs for the RM."""
+    from . import data
+
+    _prepare_task(a, data.SummaryDataConfig, "summaries.data", lambda cfg: data.read_aclsum(a.source)
+                  if cfg.source == "aclsum" else data.read_hub_tldr(cfg), data.prepare_summaries)
 
 
 def step_train_rm(a) -> None:
-    from .train import RewardTrainConfig, train_reward_classifier
+    """Fine-tune the reward model: a classifier (movie reviews) or a Bradley-Terry preference model."""
+    from .train import RewardTrainConfig, train_preference_rm, train_reward_classifier
 
+    cfg = from_params(RewardTrainConfig, a.params, "reward_model.train")
     rows = read_jsonl(a.data)
-    require_columns(rows, ["split", "text", "label"], a.data)
-    metrics = train_reward_classifier(a.base, rows, from_params(RewardTrainConfig, a.params, "reward_model.train"),
-                                      a.out)
+    if cfg.loss == "bradley_terry":
+        require_columns(rows, ["split", "prompt", "chosen", "rejected"], a.data)
+        metrics = train_preference_rm(a.base, rows, cfg, a.out)
+    elif cfg.loss == "classification":
+        require_columns(rows, ["split", "text", "label"], a.data)
+        metrics = train_reward_classifier(a.base, rows, cfg, a.out)
+    else:
+        raise InputError(f"reward_model.train.loss {cfg.loss!r}: expected 'classification' or 'bradley_terry'")
     write_json(a.metrics, metrics)
 
 
@@ -97,17 +120,24 @@ def step_score_demos(a) -> None:
 
 def step_train(a) -> None:
     from .methods import parse_method
-    from .train import RLConfig, SFTStepConfig, train_rl, train_sft, write_log_history
+    from .train import (DPOStepConfig, RLConfig, SFTStepConfig, train_dpo, train_rl, train_sft,
+                        write_log_history)
 
     method = parse_method(a.method)
     rows = [r for r in read_jsonl(a.data) if r["split"] == "train"]
-    require_columns(rows, ["prompt", "demo"] + (["demo_reward"] if method.kind == "rl" else []), a.data)
+    needs = {"rl": ["demo_reward"], "dpo": ["rejected"]}.get(method.kind, [])
+    require_columns(rows, ["prompt", "demo"] + needs + (["demo_tokens"] if method.objective == "rcfd2" else []), a.data)
     t0 = time.time()
     if method.kind == "sft":
         history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out)
     elif method.kind == "rl":
         cfg = from_params(RLConfig, a.params["rl"], "train.rl")
-        history = train_rl(a.policy, rows, method.objective, method.beta, _reward_model(a), cfg, a.out)
+        history = train_rl(a.policy, rows, method.objective, method.beta, _reward_model(a), cfg, a.out,
+                           alpha=method.alpha)
+    elif method.kind == "dpo":
+        cfg = from_params(DPOStepConfig, a.params["dpo"], "train.dpo")
+        steps = cfg.early_steps if method.name == "dpo_early" else cfg.steps
+        history = train_dpo(a.policy, a.params["sft_policy"], rows, cfg, steps, a.out)
     else:
         raise InputError(f"method {a.method!r} is not trained")
     write_log_history(history, Path(a.out) / "train_log.csv")
@@ -160,11 +190,15 @@ def step_evaluate(a) -> None:
         "demo_avg_reward": float(np.mean(demo_rewards)),
         "alignment": M.alignment_score(demo_rewards, [r for r in rewards if r == r],
                                        from_params(M.AlignmentConfig, p["alignment"], "alignment")),
+        # with two rewards (use case 3) the paper's A is the mean of the per-reward scores
+        "alignment_length": M.alignment_score([d["demo_tokens"] for d in demos], [g["completion_tokens"] for g in gens],
+                                              from_params(M.AlignmentConfig, p["alignment"], "alignment")),
         "loglik_base": float(np.nanmean(loglik)),
         "mean_tokens": float(np.mean([g["completion_tokens"] for g in gens])),
         "seq_rep_4": M.seq_repetition(completions, 4),
         **M.diversity(completions, p["self_bleu_samples"], a.seed),
     }
+    row["alignment_two"] = (row["alignment"] + row["alignment_length"]) / 2
     if "vader_success" in p.get("proxies", []):
         row["success_vader"] = M.vader_success(texts)
     log.info("%s", json.dumps(row))
@@ -222,6 +256,7 @@ STEPS = {
     "build-model": (step_build_model, ["out", "downloads", "corpus"]),
     "prepare": (step_prepare, ["reviews", "policy", "prompts", "rm_data"]),
     "prepare-wiki": (step_prepare_wiki, ["dump", "policy", "prompts"]),
+    "prepare-summaries": (step_prepare_summaries, ["source", "policy", "prompts", "rm_data"]),
     "train-rm": (step_train_rm, ["base", "data", "out", "metrics"]),
     "score-demos": (step_score_demos, ["rm", "prompts", "out"]),
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),

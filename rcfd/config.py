@@ -46,6 +46,9 @@ def semantic_errors(config: dict) -> list[str]:
         betas = t.get("betas", [])
         if len(set(betas)) != len(betas):
             errors.append(f"config key '{task}.betas': duplicate values {betas}")
+        if any(m.startswith("dpo") for m in t.get("methods", [])) and ("sft" not in t.get("methods", []) or "dpo" not in t):
+            errors.append(f"config key '{task}.methods': DPO trains from the SFT policy, so it needs 'sft' in "
+                          f"{task}.methods and a '{task}.dpo' section")
         if task == "wiki" and "generate" in t and "data" in t:
             gen, demo = t["generate"].get("max_new_tokens"), t["data"].get("eval_demo_tokens")
             if gen != demo:

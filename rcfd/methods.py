@@ -4,6 +4,10 @@ base          the initial policy, no training, sampled with the task's `generate
 sft           supervised fine-tuning on the demonstrations
 beta<b>       RL on R_beta = R_RM - b * KL (beta0 is the paper's "R, beta=0": pure maximisation)
 rcfd          RL on R_CfD = -(R_RM(x, y) - R_RM(x, y_demo))^2, beta = 0
+alpha<a>      RL on R_alpha = R_RM + a * R_length, R_length = -|y| (use case 3), beta = 0
+rcfd2         RL on RCfD with two rewards, R_RM and R_length, each calibrated and whitened (use case 3)
+dpo           DPO on (demonstration, corrupted summary) pairs, from the SFT policy ("DPO with SFT")
+dpo_early     the same DPO run stopped early (the paper's early-stopped checkpoint)
 greedy, temp<t>, nucleus<p>
               decoding baselines of the base model (paper, use case 1): greedy decoding,
               temperature t, nucleus sampling with top-p p; no training
@@ -16,21 +20,27 @@ import re
 from dataclasses import dataclass
 
 _NUMBER = r"[0-9]+(\.[0-9]+)?"
-METHOD_REGEX = rf"base|sft|rcfd|beta{_NUMBER}|greedy|temp{_NUMBER}|nucleus{_NUMBER}|demonstrations"
+METHOD_REGEX = (rf"base|sft|rcfd2|rcfd|beta{_NUMBER}|alpha{_NUMBER}|dpo_early|dpo|greedy|temp{_NUMBER}|nucleus{_NUMBER}"
+                r"|demonstrations")
 
 
 @dataclass(frozen=True)
 class Method:
     name: str
-    kind: str  # "base", "sft", "rl", "decoding", "demonstrations"
-    objective: str | None = None  # "reward" or "rcfd" for kind "rl"
+    kind: str  # "base", "sft", "rl", "dpo", "decoding", "demonstrations"
+    objective: str | None = None  # "reward", "rcfd" or "rcfd2" for kind "rl"
     beta: float = 0.0
+    alpha: float = 0.0  # weight of the length reward R_length = -|y|
     decoding: tuple[tuple[str, float], ...] = ()  # generate-setting overrides, kind "decoding"
 
     @property
     def label(self) -> str:
         if self.kind == "rl" and self.objective == "reward":
-            return f"R β={self.beta:g}"
+            return f"R α={self.alpha:g}" if self.alpha else f"R β={self.beta:g}"
+        if self.name == "rcfd2":
+            return "RCfD (two rewards)"
+        if self.kind == "dpo":
+            return "DPO+SFT early-stopped" if self.name == "dpo_early" else "DPO with SFT"
         if self.kind == "decoding":
             key, value = self.decoding[0]
             return "greedy" if key == "temperature" and value == 0 else \
@@ -39,7 +49,7 @@ class Method:
 
     @property
     def trained(self) -> bool:
-        return self.kind in ("sft", "rl")
+        return self.kind in ("sft", "rl", "dpo")
 
     @property
     def generation_overrides(self) -> dict[str, float]:
@@ -50,14 +60,22 @@ def beta_name(beta: float) -> str:
     return f"beta{beta:g}"
 
 
+def alpha_name(alpha: float) -> str:
+    return f"alpha{alpha:g}"
+
+
 def parse_method(name: str) -> Method:
     if not re.fullmatch(METHOD_REGEX, name):
         raise ValueError(f"unknown method {name!r}; expected base, sft, rcfd, demonstrations, beta<number>, "
                          "greedy, temp<number> or nucleus<number>")
     if name.startswith("beta"):
         return Method(name, "rl", "reward", float(name[4:]))
-    if name == "rcfd":
-        return Method(name, "rl", "rcfd", 0.0)
+    if name.startswith("alpha"):
+        return Method(name, "rl", "reward", 0.0, alpha=float(name[5:]))
+    if name in ("rcfd", "rcfd2"):
+        return Method(name, "rl", name, 0.0)
+    if name in ("dpo", "dpo_early"):
+        return Method(name, "dpo")
     if name == "greedy":
         return Method(name, "decoding", decoding=(("temperature", 0.0),))
     if name.startswith("temp"):
@@ -68,7 +86,9 @@ def parse_method(name: str) -> Method:
 
 
 def sort_key(name: str) -> tuple:
-    """Table order: demonstrations, base, decoding baselines, SFT, R beta ascending, RCfD (the paper's order)."""
+    """Table order (the paper's): demonstrations, base, decoding baselines, SFT, DPO, R beta ascending,
+    RCfD; then the length-reward block: early-stopped DPO, R alpha ascending, two-reward RCfD."""
     m = parse_method(name)
-    order = {"demonstrations": 0, "base": 1, "decoding": 2, "sft": 3, "rl": 4}[m.kind]
-    return (order, m.objective == "rcfd", m.beta, m.decoding)
+    two_rewards = m.alpha > 0 or m.name in ("rcfd2", "dpo_early")
+    order = {"demonstrations": 0, "base": 1, "decoding": 2, "sft": 3, "dpo": 4, "rl": 5}[m.kind]
+    return (two_rewards, order, m.objective in ("rcfd", "rcfd2"), m.beta, m.alpha, m.decoding)

@@ -33,9 +33,12 @@ def load_tokenizer(path: str, padding_side: str = "left"):
 
 
 def load_policy(base: str, adapter: str | Path | None, device: str):
-    """The base causal LM, with a LoRA adapter merged in when one is given."""
+    """The base causal LM, with a trained policy's LoRA adapter merged in when one is given. A
+    trained policy folder holding a full model (DPO on top of SFT) is loaded as it is."""
     from transformers import AutoModelForCausalLM
 
+    if adapter is not None and (Path(adapter) / "config.json").exists():
+        return AutoModelForCausalLM.from_pretrained(str(adapter), dtype=pick_dtype(device)).to(device).eval()
     model = AutoModelForCausalLM.from_pretrained(base, dtype=pick_dtype(device))
     if adapter is not None and (Path(adapter) / "adapter_config.json").exists():
         from peft import PeftModel

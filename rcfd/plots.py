@@ -6,6 +6,8 @@ figure2  use case 1: log-likelihood per generated position (base, SFT, R beta=0,
          the training length marked, so one sees what happens beyond it
 figure5  use case 1, decoding baselines of the base model: the same curve, and the distribution
          of per-sequence log-likelihood
+figure4  use case 3: average R_RM against average length over the R_alpha sweep (the front), with
+         the demonstrations' point and RCfD's (one and two rewards)
 """
 
 from __future__ import annotations
@@ -131,7 +133,34 @@ def decoding_baselines(curves: pd.DataFrame, scored: pd.DataFrame, prefix: str |
     return _save(fig, prefix, cfg)
 
 
-FIGURES = {"figure3": reward_histograms, "figure2": loglik_curves, "figure5": decoding_baselines}
+def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = STYLE, **_) -> list[Path]:
+    """Figure 4: (length, R_RM) per method, mean over seeds. The R_alpha sweep (with R beta=0 as
+    alpha = 0) is joined as the front; every other method is a labelled point."""
+    means = metrics.groupby("method")[["mean_tokens", "avg_reward"]].mean()
+    front = sorted((m for m in means.index if m == "beta0" or parse_method(m).alpha > 0),
+                   key=lambda m: parse_method(m).alpha)
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    palette = sns.color_palette("colorblind")
+    if front:
+        ax.plot(means.loc[front, "mean_tokens"], means.loc[front, "avg_reward"], "-o", color=palette[0],
+                label="R α sweep (α=0 is R β=0)")
+        for m in front:
+            ax.annotate(f"α={parse_method(m).alpha:g}", means.loc[m, ["mean_tokens", "avg_reward"]],
+                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+    for i, m in enumerate(sorted((m for m in means.index if m not in front), key=sort_key)):
+        human = m == HUMAN
+        ax.scatter(*means.loc[m, ["mean_tokens", "avg_reward"]], marker="*" if human else "s",
+                   s=160 if human else 50, color="black" if human else palette[(i + 1) % len(palette)],
+                   label=parse_method(m).label, zorder=3)
+    ax.set_xlabel("average length (policy tokens)")
+    ax.set_ylabel("average R_RM")
+    ax.legend(fontsize=7)
+    ax.set_title("Reward vs length: the α front and RCfD", fontsize=9)
+    return _save(fig, prefix, cfg)
+
+
+FIGURES = {"figure3": reward_histograms, "figure2": loglik_curves, "figure5": decoding_baselines,
+           "figure4": pareto_front}
 
 
 def _judge_bars(fig, grid, metrics: pd.DataFrame, methods: list[str], palette) -> None:

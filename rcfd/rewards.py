@@ -1,10 +1,13 @@
 """The paper's objectives and reward models, in one place.
 
-- R      : the reward model's score R_RM(x, y): a sentiment classifier's positive logit
-           (`ClassifierReward`, movie reviews) or the average per-token log-likelihood under the
-           frozen initial model (`LogLikelihood`, use case 1). Both have `score(prompts, completions)`.
+- R      : the reward model's score R_RM(x, y): a sentiment classifier's positive logit or a
+           preference model's logit (`ClassifierReward`, movie reviews and summaries), or the
+           average per-token log-likelihood under the frozen initial model (`LogLikelihood`, use
+           case 1). Both have `score(prompts, completions)`.
 - R_beta : R_RM(x, y) - beta * log(pi(y|x) / pi_0(y|x))                     (`kl_regularised_reward`)
 - RCfD   : -(R_RM(x, y) - R_RM(x, y_demo))^2, y_demo the prompt's demo     (`rcfd_reward`)
+- R_alpha: R_RM(x, y) + alpha * R_length(y), R_length = -|y|                 (`length_reward`)
+- RCfD with two rewards: sum of the whitened per-reward RCfD rewards         (`rcfd_multi_reward`)
 
 During RL the KL term of R_beta is added by TRL's RLOO trainer from the sampled tokens' log
 probabilities (its `beta`); the reward callables below give it R_RM or R_CfD.
@@ -33,11 +36,13 @@ def kl_regularised_reward(reward, logprob_policy, logprob_ref, beta: float):
 class RewardModelConfig:
     batch_size: int = 64
     max_length: int = 128
-    positive_label: int = 1  # index of the positive-class logit
+    positive_label: int = 1  # index of the logit used as the reward (0 for a one-logit preference RM)
+    pair_input: bool = False  # encode (prompt, completion) as a text pair (preference RMs) instead of prompt + completion
 
 
 class ClassifierReward:
-    """A sequence classifier used as a reward: the positive-class logit of x + y.
+    """A sequence classifier used as a reward: the positive-class logit of x + y (sentiment), or the
+    single logit of a Bradley-Terry preference model on the pair (x, y) (summarisation).
 
     It re-tokenises text with its own tokenizer (the policy's tokens mean nothing to it).
     """
@@ -51,19 +56,28 @@ class ClassifierReward:
         self.model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
 
     @torch.inference_mode()
-    def logits(self, texts: list[str]) -> torch.Tensor:
+    def logits(self, texts: list[str], pairs: list[str] | None = None) -> torch.Tensor:
         out = []
-        for chunk in batched(list(texts), self.cfg.batch_size):
-            enc = self.tokenizer(chunk, padding=True, truncation=True, max_length=self.cfg.max_length,
-                                 return_tensors="pt").to(self.device)
-            out.append(self.model(**enc).logits.float().cpu())
+        for i in range(0, len(texts), self.cfg.batch_size):
+            enc = encode(self.tokenizer, texts[i:i + self.cfg.batch_size],
+                         None if pairs is None else pairs[i:i + self.cfg.batch_size], self.cfg.max_length)
+            out.append(self.model(**enc.to(self.device)).logits.float().cpu())
         return torch.cat(out)
 
     def __call__(self, texts: list[str]) -> list[float]:
         return self.logits(texts)[:, self.cfg.positive_label].tolist()
 
     def score(self, prompts: list[str], completions: list[str]) -> list[float]:
+        if self.cfg.pair_input:
+            return self.logits(list(prompts), list(completions))[:, self.cfg.positive_label].tolist()
         return self([p + c for p, c in zip(prompts, completions)])
+
+
+def encode(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int):
+    """Encoder input for texts, or for (text, pair) pairs; a pair too long is cut from its longer
+    side first (the document, in practice, rather than the completion being judged)."""
+    return tokenizer(texts, pairs, padding=True, truncation="longest_first", max_length=max_length,
+                     return_tensors="pt")
 
 
 def mean_or_nan(values: list[float]) -> float:
@@ -125,22 +139,57 @@ def load_scorer(kind: str, path: str, params: dict, device: str):
     raise InputError(f"reward model kind {kind!r}: expected 'classifier' or 'loglik'")
 
 
-def make_reward_func(objective: str, reward_model: ClassifierReward | LogLikelihood):
-    """The TRL reward callable for an objective: "reward" (R, R_beta) or "rcfd".
+def length_reward(n_tokens):
+    """R_length(y) = -|y|, in policy tokens (paper use case 3)."""
+    return -n_tokens
 
-    TRL passes every dataset column as a keyword argument; RCfD reads `demo_reward`, which was
-    scored once before training.
+
+def whiten(x: torch.Tensor) -> torch.Tensor:
+    """Zero mean, unit variance over the batch (a constant batch whitens to zeros)."""
+    return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x - x.mean()
+
+
+def rcfd_multi_reward(rewards: list[torch.Tensor], demo_rewards: list[torch.Tensor]) -> torch.Tensor:
+    """RCfD with several rewards (paper §3.2): calibrate each reward to its demonstration value,
+    whiten each calibrated reward, then sum with no weights. The paper does not state the whitening
+    statistics; we use the generation batch's mean and std, as its PPO normalises rewards per batch."""
+    return sum(whiten(rcfd_reward(r, d)) for r, d in zip(rewards, demo_rewards))
+
+
+def make_reward_func(objective: str, reward_model, alpha: float = 0.0):
+    """The TRL reward callable for an objective:
+
+    "reward"  R_RM + alpha * R_length  (R and R_beta with alpha = 0; the paper's R_alpha otherwise)
+    "rcfd"    -(R_RM(x, y) - R_RM(x, y_demo))^2
+    "rcfd2"   RCfD on the two rewards R_RM and R_length (`rcfd_multi_reward`)
+
+    TRL passes every dataset column as a keyword argument: RCfD reads `demo_reward` (scored once
+    before training) and, with two rewards, `demo_tokens`; lengths come from `completion_ids`.
     """
+    if objective not in ("reward", "rcfd", "rcfd2"):
+        raise ValueError(f"unknown objective {objective!r}")
 
-    def reward_func(prompts, completions, demo_reward=None, **_):
+    def reward_func(prompts, completions, completion_ids=None, demo_reward=None, demo_tokens=None, **_):
         scores = torch.tensor(reward_model.score(prompts, completions))
-        if objective == "rcfd":
-            if demo_reward is None:
-                raise ValueError("the RCfD reward needs a 'demo_reward' column in the training data")
-            scores = rcfd_reward(scores, torch.tensor(demo_reward, dtype=scores.dtype))
+        needs_length = objective == "rcfd2" or alpha != 0
+        if needs_length and completion_ids is None:
+            raise ValueError("the length reward needs TRL's 'completion_ids'")
+        length = torch.tensor([float(len(ids)) for ids in completion_ids]) if needs_length else None
+        if objective != "reward" and demo_reward is None:
+            raise ValueError("the RCfD reward needs a 'demo_reward' column in the training data")
+        if objective == "reward":
+            out = scores + alpha * length_reward(length) if alpha else scores
+        elif objective == "rcfd":
+            out = rcfd_reward(scores, torch.tensor(demo_reward, dtype=scores.dtype))
+        else:
+            if demo_tokens is None:
+                raise ValueError("two-reward RCfD needs a 'demo_tokens' column in the training data")
+            out = rcfd_multi_reward([scores, length_reward(length)],
+                                    [torch.tensor(demo_reward, dtype=scores.dtype),
+                                     length_reward(torch.tensor(demo_tokens, dtype=scores.dtype))])
         # a completion with no token has no log-likelihood (NaN): give it the batch's worst reward
-        worst = scores[~scores.isnan()].min() if not scores.isnan().all() else torch.tensor(0.0)
-        return torch.where(scores.isnan(), worst, scores).tolist()
+        worst = out[~out.isnan()].min() if not out.isnan().all() else torch.tensor(0.0)
+        return torch.where(out.isnan(), worst, out).tolist()
 
     reward_func.__name__ = f"{objective}_reward"  # TRL logs rewards under the callable's name
     return reward_func

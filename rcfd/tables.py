@@ -35,6 +35,12 @@ TABLES = {
                 "generations of the evaluation length",
         columns={"alignment": "A ↓", "avg_reward": "log-lik", "seq_rep_4": "seq-rep-4 ↓ (naturalness proxy)",
                  "mean_tokens": "length", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"}),
+    "table1": TableConfig(
+        name="table1", task="summaries",
+        caption="Table 1 (summarisation): preference reward R_RM, length (policy tokens), alignment score A of the "
+                "R_RM distribution, A averaged over R_RM and length (the paper's A with two rewards), diversity",
+        columns={"avg_reward": "R_RM", "mean_tokens": "length", "alignment": "A ↓",
+                 "alignment_two": "A (R_RM, length) ↓", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"}),
 }
 
 

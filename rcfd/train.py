@@ -27,6 +27,7 @@ class RewardTrainConfig:
     learning_rate: float = 5e-5
     max_length: int = 64
     weight_decay: float = 0.01
+    loss: str = "classification"  # "classification" (label per text) or "bradley_terry" (preference pairs)
     seed: int = 0
     device: str = "auto"
 
@@ -34,14 +35,58 @@ class RewardTrainConfig:
 def train_reward_classifier(base: str, rows: list[dict], cfg: RewardTrainConfig, out: str | Path) -> dict:
     """Fine-tune an encoder as a 2-class sentiment classifier (label 1 = positive).
 
-    Returns {"accuracy": held-out accuracy, ...}; the paper's RM is a DistilBERT IMDB classifier.
+    Returns {"heldout_accuracy": ..., ...}; the paper's RM is a DistilBERT IMDB classifier.
     """
+
+    def loss(model, tok, batch, device):
+        enc = tok([r["text"] for r in batch], padding=True, truncation=True,
+                  max_length=cfg.max_length, return_tensors="pt").to(device)
+        return model(**enc, labels=torch.tensor([r["label"] for r in batch], device=device)).loss
+
+    def accuracy(scorer, held):
+        predicted = scorer.logits([r["text"] for r in held]).argmax(-1).tolist()
+        return sum(p == r["label"] for p, r in zip(predicted, held)) / len(held)
+
+    return _train_encoder(base, rows, cfg, out, num_labels=2, loss=loss, accuracy=accuracy,
+                          score_cfg=RewardModelConfig(max_length=cfg.max_length))
+
+
+def train_preference_rm(base: str, rows: list[dict], cfg: RewardTrainConfig, out: str | Path) -> dict:
+    """Fine-tune an encoder as a Bradley-Terry preference model: one logit r(x, y) on the pair
+    (prompt, summary), loss -log sigmoid(r(x, chosen) - r(x, rejected)).
+
+    Returns {"heldout_accuracy": fraction of held-out pairs ranked right, ...}. Stands in for the
+    paper's human-preference RM (OpenAssistant DeBERTa), which does not ship offline.
+    """
+    from .rewards import encode
+
+    def loss(model, tok, batch, device):
+        prompts = [r["prompt"] for r in batch] * 2
+        enc = encode(tok, prompts, [r["chosen"] for r in batch] + [r["rejected"] for r in batch], cfg.max_length)
+        chosen, rejected = model(**enc.to(device)).logits[:, 0].chunk(2)
+        return -torch.nn.functional.logsigmoid(chosen - rejected).mean()
+
+    def accuracy(scorer, held):
+        prompts = [r["prompt"] for r in held]
+        chosen = scorer.score(prompts, [r["chosen"] for r in held])
+        rejected = scorer.score(prompts, [r["rejected"] for r in held])
+        return sum(c > r for c, r in zip(chosen, rejected)) / len(held)
+
+    return _train_encoder(base, rows, cfg, out, num_labels=1, loss=loss, accuracy=accuracy,
+                          score_cfg=RewardModelConfig(max_length=cfg.max_length, positive_label=0, pair_input=True))
+
+
+def _train_encoder(base, rows, cfg: RewardTrainConfig, out, num_labels, loss, accuracy, score_cfg) -> dict:
+    """The reward models' shared loop: AdamW, linear decay, gradient clipping, `loss(model, tok,
+    batch, device)` per batch; then save and measure `accuracy(scorer, held_out_rows)`."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     tok = AutoTokenizer.from_pretrained(base)
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).to(device)
+    # a fresh head: a base that already has a classifier of another size (tiny smoke models) drops it
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels,
+                                                               ignore_mismatched_sizes=True).to(device)
     train = [r for r in rows if r["split"] == "train"]
     held = [r for r in rows if r["split"] == "eval"]
     if not train or not held:
@@ -56,17 +101,13 @@ def train_reward_classifier(base: str, rows: list[dict], cfg: RewardTrainConfig,
     while step < n_steps:
         order = torch.randperm(len(train), generator=gen).tolist()
         for idx in batched(order, cfg.batch_size):
-            batch = [train[i] for i in idx]
-            enc = tok([r["text"] for r in batch], padding=True, truncation=True,
-                      max_length=cfg.max_length, return_tensors="pt").to(device)
-            labels = torch.tensor([r["label"] for r in batch], device=device)
-            loss = model(**enc, labels=labels).loss
-            loss.backward()
+            value = loss(model, tok, [train[i] for i in idx], device)
+            value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(), sched.step(), opt.zero_grad()
             step += 1
             if step % 20 == 0 or step == n_steps:
-                log.info("reward model step %d/%d loss %.4f (%.0fs)", step, n_steps, loss.item(), time.time() - t0)
+                log.info("reward model step %d/%d loss %.4f (%.0fs)", step, n_steps, value.item(), time.time() - t0)
             if step == n_steps:
                 break
 
@@ -74,14 +115,11 @@ def train_reward_classifier(base: str, rows: list[dict], cfg: RewardTrainConfig,
     out = Path(out)
     model.save_pretrained(out)
     tok.save_pretrained(out)
-    scorer = ClassifierReward(str(out), RewardModelConfig(max_length=cfg.max_length), device)
-    predicted = scorer.logits([r["text"] for r in held]).argmax(-1).tolist()
-    correct = sum(p == r["label"] for p, r in zip(predicted, held))
-    metrics = {"heldout_accuracy": correct / len(held), "n_train": len(train), "n_heldout": len(held),
+    acc = accuracy(ClassifierReward(str(out), score_cfg, device), held)
+    metrics = {"heldout_accuracy": acc, "n_train": len(train), "n_heldout": len(held),
                "steps": n_steps, "train_seconds": round(time.time() - t0, 1)}
-    log.info("reward model held-out accuracy %.3f on %d examples", metrics["heldout_accuracy"], len(held))
+    log.info("reward model held-out accuracy %.3f on %d examples", acc, len(held))
     return metrics
-
 
 
 # --------------------------------------------------------------------------- RL (RLOO)
@@ -123,9 +161,10 @@ def _trainer_common(cfg, out: Path, device: str) -> dict:
     )
 
 
-def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm: ClassifierReward,
-             cfg: RLConfig, out: str | Path) -> list[dict]:
-    """Train a LoRA policy with RLOO on `objective` ("reward" or "rcfd") and KL weight `beta`."""
+def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm, cfg: RLConfig, out: str | Path,
+             alpha: float = 0.0) -> list[dict]:
+    """Train a LoRA policy with RLOO on `objective` ("reward", "rcfd" or "rcfd2", see
+    rewards.make_reward_func), KL weight `beta` and length-reward weight `alpha`."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
     from trl import RLOOConfig, RLOOTrainer
@@ -136,8 +175,10 @@ def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm: Cla
     tok = load_tokenizer(policy)
     model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(device))
     columns = {"prompt": [r["prompt"] for r in rows]}
-    if objective == "rcfd":
+    if objective in ("rcfd", "rcfd2"):
         columns["demo_reward"] = [float(r["demo_reward"]) for r in rows]
+    if objective == "rcfd2":
+        columns["demo_tokens"] = [int(r["demo_tokens"]) for r in rows]
     args = RLOOConfig(
         **_trainer_common(cfg, out, device),
         max_steps=cfg.steps,
@@ -156,7 +197,7 @@ def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm: Cla
         lr_scheduler_type="constant",
     )
     trainer = RLOOTrainer(
-        model=model, reward_funcs=make_reward_func(objective, rm), args=args,
+        model=model, reward_funcs=make_reward_func(objective, rm, alpha), args=args,
         train_dataset=Dataset.from_dict(columns), processing_class=tok,
         peft_config=cfg.lora.peft_config(),
     )
@@ -196,6 +237,47 @@ def train_sft(policy: str, rows: list[dict], cfg: SFTStepConfig, out: str | Path
                          peft_config=cfg.lora.peft_config())
     trainer.train()
     trainer.save_model(str(out))
+    return trainer.state.log_history
+
+
+# --------------------------------------------------------------------------- DPO
+@dataclass
+class DPOStepConfig(LoraTraining):
+    steps: int = 100  # paper: 4000
+    early_steps: int = 20  # paper: the checkpoint at step 200
+    beta: float = 0.1  # paper: 0.1
+    batch_size: int = 8
+    learning_rate: float = 1e-5  # paper: 1e-5
+    max_length: int = 256
+    logging_steps: int = 5
+
+
+def train_dpo(policy: str, sft_adapter: str | Path, rows: list[dict], cfg: DPOStepConfig, steps: int,
+              out: str | Path) -> list[dict]:
+    """DPO (TRL DPOTrainer) from the SFT policy on (prompt, demonstration, rejected) pairs; the
+    reference model is the SFT policy. Saves the merged model (SFT + DPO) as a full model folder."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from .models import load_policy
+
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    out = Path(out)
+    tok = load_tokenizer(policy)
+    model = load_policy(policy, sft_adapter, device).train()
+    data = Dataset.from_dict({"prompt": [r["prompt"] for r in rows], "chosen": [r["demo"] for r in rows],
+                              "rejected": [r["rejected"] for r in rows]})
+    args = DPOConfig(
+        **_trainer_common(cfg, out, device), max_steps=steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, beta=cfg.beta, max_length=cfg.max_length, lr_scheduler_type="constant",
+    )
+    trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
+                         peft_config=cfg.lora.peft_config())
+    trainer.train()
+    merged = trainer.model.merge_and_unload()
+    merged.save_pretrained(out)
+    tok.save_pretrained(out)
     return trainer.state.log_history
 
 

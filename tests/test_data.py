@@ -107,3 +107,50 @@ def test_prepare_wiki_segments(tiny_models):
         assert r["demo_tokens"] == (12 if r["split"] == "eval" else 6)
     with pytest.raises(InputError, match="the config asks"):
         prepare_wiki(WikiDataConfig(prompt_tokens=8, n_train_prompts=10_000, n_eval_prompts=4), articles, tok)
+
+
+def _aclsum_wheel(path, n_papers=12):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for split, start in (("train", 0), ("val", n_papers), ("test", 2 * n_papers)):
+            rows = [{"id": f"P{i}", "title": f"paper {i}",
+                     "summary": {a: f"The {a} of paper {i} is told in a short human sentence." for a in
+                                 ("challenge", "approach", "outcome")},
+                     "sentences": {"abstract": [f"We study problem {i} , in depth .", "Results improve by 2 % ."]}}
+                    for i in range(start, start + n_papers)]
+            z.writestr(f"aclsum/dataset/{split}.jsonl", "\n".join(json.dumps(r) for r in rows))
+    return path
+
+
+def test_prepare_summaries(tmp_path, tiny_models):
+    from rcfd.data import SummaryDataConfig, prepare_summaries, read_aclsum
+
+    papers = read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
+    assert len(papers) == 36 and papers[0]["sentences"][0] == "We study problem 0, in depth."  # detokenised
+    tok = load_tokenizer(tiny_models["llama"])
+    cfg = SummaryDataConfig(n_eval_prompts=9, max_prompt_tokens=64)
+    prompts, pairs = prepare_summaries(cfg, papers, tok)
+    assert (prompts, pairs) == prepare_summaries(cfg, list(reversed(papers)), tok)
+    assert len(prompts) == 24 * 3 and sum(p["split"] == "eval" for p in prompts) == 9
+    rm_papers = {p["id"].rsplit("-", 1)[0] for p in pairs}
+    assert rm_papers == {f"P{i}" for i in range(12)}  # ACLSum's train papers train the RM only
+    assert not rm_papers & {p["id"].rsplit("-", 1)[0] for p in prompts}
+    first = prompts[0]
+    aspect = first["id"].rsplit("-", 1)[1]
+    assert first["prompt"].startswith(f"Summarize the {aspect} of this paper in one sentence.")
+    assert first["prompt"].endswith("Summary:") and first["demo"].startswith(" The ")
+    assert first["rejected"] != first["demo"]
+    assert {p["split"] for p in pairs} == {"train", "eval"} and all(p["chosen"] != p["rejected"] for p in pairs)
+    with pytest.raises(InputError, match="aclsum"):
+        read_aclsum(_bad_zip(tmp_path))
+
+
+def _bad_zip(tmp_path):
+    import zipfile
+
+    path = tmp_path / "other.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("x.txt", "nothing")
+    return path

@@ -26,3 +26,14 @@ def test_decoding_baselines():
     assert not parse_method("nucleus0.97").trained
     names = ["rcfd", "nucleus0.97", "greedy", "base", "temp0.96", "sft", "beta0"]
     assert sorted(names, key=sort_key) == ["base", "greedy", "temp0.96", "nucleus0.97", "sft", "beta0", "rcfd"]
+
+
+def test_summarisation_methods():
+    a = parse_method("alpha0.005")
+    assert (a.kind, a.objective, a.alpha, a.beta, a.label) == ("rl", "reward", 0.005, 0.0, "R α=0.005")
+    assert parse_method("rcfd2").objective == "rcfd2" and parse_method("rcfd2").label == "RCfD (two rewards)"
+    assert parse_method("dpo").trained and parse_method("dpo_early").label == "DPO+SFT early-stopped"
+    names = ["rcfd2", "alpha0.01", "dpo_early", "rcfd", "beta0.12", "dpo", "sft", "base", "demonstrations",
+             "alpha0.005", "beta0"]
+    assert sorted(names, key=sort_key) == ["demonstrations", "base", "sft", "dpo", "beta0", "beta0.12", "rcfd",
+                                           "dpo_early", "alpha0.005", "alpha0.01", "rcfd2"]

@@ -90,3 +90,39 @@ def test_loglik_reward_for_trl(tiny_models):
     assert got == pytest.approx([-1.0, 0.0, -1.0], abs=1e-5)
     plain = make_reward_func("reward", ll)(prompts=prompts, completions=completions)
     assert plain[:2] == pytest.approx(raw[:2], abs=1e-6) and plain[2] == pytest.approx(min(raw[:2]), abs=1e-6)
+
+
+def test_length_reward_and_two_reward_rcfd_by_hand():
+    from rcfd.rewards import length_reward, rcfd_multi_reward, whiten
+
+    assert length_reward(torch.tensor([3.0, 10.0])).tolist() == [-3.0, -10.0]
+    w = whiten(torch.tensor([1.0, 2.0, 3.0]))
+    assert w.tolist() == pytest.approx([-1.0, 0.0, 1.0])  # std is the unbiased batch std (1.0)
+    rm, rm_demo = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 1.0, 1.0])
+    n, n_demo = torch.tensor([10.0, 30.0, 20.0]), torch.tensor([20.0, 20.0, 20.0])
+    got = rcfd_multi_reward([rm, -n], [rm_demo, -n_demo])
+    expected = whiten(torch.tensor([0.0, -1.0, -9.0])) + whiten(torch.tensor([-100.0, -100.0, 0.0]))
+    assert torch.allclose(got, expected)
+    # each reward counts the same whatever its scale: multiplying lengths by 10 changes nothing
+    assert torch.allclose(rcfd_multi_reward([rm, -10 * n], [rm_demo, -10 * n_demo]), got, atol=1e-5)
+
+
+def test_preference_reward_funcs(tiny_models):
+    rm = ClassifierReward(tiny_models["bert"], RewardModelConfig(positive_label=0, pair_input=True), "cpu")
+    prompts, completions = ["Summarize: the cast was loud.", "Summarize: a quiet film."], [" Loud cast.", " Quiet."]
+    scores = rm.score(prompts, completions)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_models["bert"])
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"]).eval()
+    with torch.no_grad():
+        expected = [model(**tok(p, c, return_tensors="pt")).logits[0, 0].item() for p, c in zip(prompts, completions)]
+    assert scores == pytest.approx(expected, abs=1e-5)  # the pair (x, y), not x + y
+    ids = [[5, 6, 7], [5]]
+    penalised = make_reward_func("reward", rm, alpha=0.5)(prompts=prompts, completions=completions, completion_ids=ids)
+    assert penalised == pytest.approx([scores[0] - 1.5, scores[1] - 0.5], abs=1e-5)
+    two = make_reward_func("rcfd2", rm)(prompts=prompts, completions=completions, completion_ids=ids,
+                                        demo_reward=scores, demo_tokens=[3, 3])
+    assert two == pytest.approx([1.0 / 2 ** 0.5, -1.0 / 2 ** 0.5], abs=1e-4)  # R_RM term is constant -> 0
+    with pytest.raises(ValueError, match="demo_tokens"):
+        make_reward_func("rcfd2", rm)(prompts=prompts, completions=completions, completion_ids=ids, demo_reward=scores)

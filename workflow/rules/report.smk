@@ -86,3 +86,34 @@ use rule figure2 as figure5 with:
         f"{LOGS}/figure5.log",
     benchmark:
         f"{BENCH}/figure5.tsv"
+
+
+use rule table6 as table1 with:
+    input:
+        metrics=lambda w: run_outputs("summaries", "metrics.csv"),
+    output:
+        table_files("table1"),
+    params:
+        p=table_params("table1", "summaries"),
+        prefix=prefix_of,
+        benchmarks=BENCH,
+    log:
+        f"{LOGS}/table1.log",
+    benchmark:
+        f"{BENCH}/table1.tsv"
+
+
+use rule figure3 as figure4 with:
+    input:
+        scored=lambda w: run_outputs("summaries", "scored.jsonl"),
+        metrics=lambda w: run_outputs("summaries", "metrics.csv"),
+        curves=lambda w: run_outputs("summaries", "curve.csv"),
+    output:
+        figure_files("figure4"),
+    params:
+        p=lambda w: figure_params("figure4", "summaries"),
+        prefix=prefix_of,
+    log:
+        f"{LOGS}/figure4.log",
+    benchmark:
+        f"{BENCH}/figure4.tsv"

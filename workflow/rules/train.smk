@@ -1,19 +1,21 @@
-# Policies: SFT, R_beta for every beta of the sweep, and RCfD; one folder per (task, method, seed).
+# Policies: SFT, DPO, R_beta / R_alpha for every value of the sweeps, and RCfD; one folder per (task, method, seed).
 
 
 rule train:
     input:
         data=train_data_input,
         policy=model_input("policy"),
-        rm=lambda w: [] if w.method == "sft" else reward_model_input(w.task),
+        rm=lambda w: reward_model_input(w.task) if parse_method(w.method).kind == "rl" else [],
+        sft=sft_input,
     output:
         directory(f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/policy"),
     wildcard_constraints:
-        method="sft|rcfd|beta[0-9.]+",
+        method="sft|rcfd2?|beta[0-9.]+|alpha[0-9.]+|dpo|dpo_early",
     params:
-        p=lambda w: train_params(w.task, w.method, w.seed),
+        p=lambda w, input: train_params(w.task, w.method, w.seed, input),
         policy=model_arg("policy", "policy"),
         rm=reward_model_arg,
+    priority: 1  # the longest jobs: start them as soon as their inputs exist
     threads: config["threads_per_job"]
     log:
         f"{LOGS}/train/{{task}}/{{method}}/seed{{seed}}.log",
