@@ -117,12 +117,12 @@ def score_params(task):
     return {"reward_model": {**rm.get("score", {}), "device": config["device"], **({"kind": kind} if kind else {})}}
 
 
-def train_params(task, method, seed, input):
+def train_params(task, method, seed):
     t = config[task]
     if method == "sft":
         return as_json({"sft": with_runtime(t["sft"], seed)})
-    if parse_method(method).kind == "dpo":
-        return as_json({"dpo": with_runtime(t["dpo"], seed), "sft_policy": input.sft[0]})
+    if parse_method(method).kind == "dpo":  # its start, the SFT policy, is also an input of the rule
+        return as_json({"dpo": with_runtime(t["dpo"], seed), "sft_policy": f"{run_dir(task, 'sft', seed)}/policy"})
     return as_json({"rl": with_runtime(t["rl"], seed), **score_params(task)})
 
 

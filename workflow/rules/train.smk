@@ -12,7 +12,7 @@ rule train:
     wildcard_constraints:
         method="sft|rcfd2?|beta[0-9.]+|alpha[0-9.]+|dpo|dpo_early",
     params:
-        p=lambda w, input: train_params(w.task, w.method, w.seed, input),
+        p=lambda w: train_params(w.task, w.method, w.seed),
         policy=model_arg("policy", "policy"),
         rm=reward_model_arg,
     priority: 1  # the longest jobs: start them as soon as their inputs exist
