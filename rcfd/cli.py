@@ -184,15 +184,15 @@ def step_evaluate(a) -> None:
     scored = [dict(g, method=a.method, seed=a.seed, reward=r, loglik=ll)
               for g, r, ll in zip(gens, rewards, loglik)]
     demo_rewards = [d["demo_reward"] for d in demos]
+    alignment_cfg = from_params(M.AlignmentConfig, p["alignment"], "alignment")
     row = {
         "task": p["task"], "method": a.method, "seed": a.seed, "n": len(scored),
         "avg_reward": float(np.nanmean(rewards)), "std_reward": float(np.nanstd(rewards)),
         "demo_avg_reward": float(np.mean(demo_rewards)),
-        "alignment": M.alignment_score(demo_rewards, [r for r in rewards if r == r],
-                                       from_params(M.AlignmentConfig, p["alignment"], "alignment")),
+        "alignment": M.alignment_score(demo_rewards, [r for r in rewards if r == r], alignment_cfg),
         # with two rewards (use case 3) the paper's A is the mean of the per-reward scores
-        "alignment_length": M.alignment_score([d["demo_tokens"] for d in demos], [g["completion_tokens"] for g in gens],
-                                              from_params(M.AlignmentConfig, p["alignment"], "alignment")),
+        "alignment_length": M.alignment_score([d["demo_tokens"] for d in demos],
+                                              [g["completion_tokens"] for g in gens], alignment_cfg),
         "loglik_base": float(np.nanmean(loglik)),
         "mean_tokens": float(np.mean([g["completion_tokens"] for g in gens])),
         "seq_rep_4": M.seq_repetition(completions, 4),
