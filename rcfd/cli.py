@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import assets
+from . import assets, distributed
 from .utils import InputError, from_params, log, read_jsonl, require_columns, setup_logging, write_json, write_jsonl
 
 
@@ -120,26 +120,34 @@ def step_score_demos(a) -> None:
 
 def step_train(a) -> None:
     from .methods import parse_method
-    from .train import (DPOStepConfig, RLConfig, SFTStepConfig, train_dpo, train_rl, train_sft,
+    from .train import (Checkpoints, DPOStepConfig, RLConfig, SFTStepConfig, train_dpo, train_rl, train_sft,
                         write_log_history)
 
     method = parse_method(a.method)
     rows = [r for r in read_jsonl(a.data) if r["split"] == "train"]
     needs = {"rl": ["demo_reward"], "dpo": ["rejected"]}.get(method.kind, [])
     require_columns(rows, ["prompt", "demo"] + needs + (["demo_tokens"] if method.objective == "rcfd2" else []), a.data)
+    # checkpoints of an interrupted attempt are resumed only by a run with the same settings and data
+    run = {"method": a.method, "params": a.params, "policy": a.policy, "rm": a.rm, "data": assets.sha256_of(a.data)}
+    ckpt = Checkpoints(Path(a.out).with_name("checkpoints"), json.dumps(run, sort_keys=True))
+    if not distributed.is_launched():
+        ckpt.claim()
+        distributed.relaunch(a.params.get("processes", 1), a.argv)  # returns only when one process is asked for
     t0 = time.time()
     if method.kind == "sft":
-        history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out)
+        history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out, ckpt)
     elif method.kind == "rl":
         cfg = from_params(RLConfig, a.params["rl"], "train.rl")
         history = train_rl(a.policy, rows, method.objective, method.beta, _reward_model(a), cfg, a.out,
-                           alpha=method.alpha)
+                           alpha=method.alpha, ckpt=ckpt)
     elif method.kind == "dpo":
         cfg = from_params(DPOStepConfig, a.params["dpo"], "train.dpo")
         steps = cfg.early_steps if method.name == "dpo_early" else cfg.steps
-        history = train_dpo(a.policy, a.params["sft_policy"], rows, cfg, steps, a.out)
+        history = train_dpo(a.policy, a.params["sft_policy"], rows, cfg, steps, a.out, ckpt)
     else:
         raise InputError(f"method {a.method!r} is not trained")
+    if not distributed.is_main():
+        return
     write_log_history(history, Path(a.out) / "train_log.csv")
     write_json(Path(a.out) / "train_summary.json", {"method": a.method, "seconds": round(time.time() - t0, 1),
                                                       "steps": len([h for h in history if "loss" in h])})
@@ -288,6 +296,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     setup_logging()
     a = parse_args(argv)
+    a.argv = sys.argv[1:] if argv is None else list(argv)
     if a.threads:
         import torch
 

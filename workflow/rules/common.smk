@@ -65,6 +65,21 @@ def model_arg(key, input_name):
     return lambda w, input: input.get(input_name) or model_path(key)
 
 
+def policy_key(task):
+    """The `models` key of a task's initial policy (paper: Alpaca-7B for summaries, else LLaMA-2-7B)."""
+    return config.get(task, {}).get("policy", "policy")
+
+
+def policy_input(task=None):
+    """Input: the initial policy of `task` (or of the rule's {task} wildcard), if a local folder."""
+    return lambda w: model_input(policy_key(task or w.task))
+
+
+def policy_arg(task=None):
+    """Param: the initial policy's local folder (the rule's input `policy`) or its hub id."""
+    return lambda w, input: input.get("policy") or model_path(policy_key(task or w.task))
+
+
 def model_spec(name):
     for spec in config["models"].values():
         if spec.get("name") == name:
@@ -77,14 +92,14 @@ def reward_model_path(task):
     frozen initial policy itself."""
     rm = config[task]["reward_model"]
     if rm["source"] == "loglik":
-        return model_path("policy")
+        return model_path(policy_key(task))
     return rm["hub_id"] if rm["source"] == "hub" else f"{R}/reward_models/{task}/model"
 
 
 def reward_model_input(task):
     rm = config[task]["reward_model"]
     if rm["source"] == "loglik":
-        return model_input("policy")
+        return model_input(policy_key(task))
     return [] if rm["source"] == "hub" else [reward_model_path(task)]
 
 

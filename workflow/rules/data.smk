@@ -3,14 +3,15 @@
 
 rule prepare_movies:
     input:
-        reviews=asset_path("movie_snippets"),
-        policy=model_input("policy"),
+        reviews=lambda w: [asset_path("movie_snippets")] if config["movies"]["data"].get("source") == "vader_snippets" else [],
+        policy=policy_input("movies"),
     output:
         prompts=f"{R}/data/movies/prompts.jsonl",
         rm_data=f"{R}/data/movies/rm_data.jsonl",
     params:
         p=as_json(config["movies"]["data"]) if "movies" in config else "{}",
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg("movies"),
+        reviews=lambda w, input: input.reviews or "none",
     threads: config["threads_per_job"]
     log:
         f"{LOGS}/prepare_movies.log",
@@ -19,19 +20,19 @@ rule prepare_movies:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd prepare --threads {threads} --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
+        "python -m rcfd prepare --threads {threads} --params {params.p:q} --reviews {params.reviews} --policy {params.policy}"
         " --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
 
 
 rule prepare_wiki:
     input:
         dump=lambda w: [asset_path("wiki_dump")] if config["wiki"]["data"].get("source") == "gensim_dump" else [],
-        policy=model_input("policy"),
+        policy=policy_input("wiki"),
     output:
         prompts=f"{R}/data/wiki/prompts.jsonl",
     params:
         p=as_json(config["wiki"]["data"]) if "wiki" in config else "{}",
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg("wiki"),
         dump=lambda w, input: input.dump or "none",
     threads: config["threads_per_job"]
     log:
@@ -48,14 +49,14 @@ rule prepare_wiki:
 rule prepare_summaries:
     input:
         source=lambda w: [asset_path("aclsum")] if config["summaries"]["data"].get("source") == "aclsum" else [],
-        policy=model_input("policy"),
+        policy=policy_input("summaries"),
     output:
         prompts=f"{R}/data/summaries/prompts.jsonl",
         rm_data=f"{R}/data/summaries/rm_data.jsonl",
     params:
         # a function: the instruction's "{aspect}" is not a wildcard
         p=lambda w: as_json(config["summaries"]["data"]),
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg("summaries"),
         source=lambda w, input: input.source or "none",
     threads: config["threads_per_job"]
     log:

@@ -4,13 +4,13 @@
 rule generate:
     input:
         data=f"{R}/data/{{task}}/prompts.jsonl",
-        policy=model_input("policy"),
+        policy=policy_input(),
         adapter=adapter_input,
     output:
         f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/generations.jsonl",
     params:
         p=lambda w: generate_params(w.task, w.method, w.seed),
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg(),
         adapter=lambda w, input: input.adapter or "none",
     threads: config["threads_per_job"]
     log:
@@ -28,7 +28,7 @@ rule evaluate:
     input:
         data=f"{R}/data/{{task}}/demos_scored.jsonl",
         generations=generations_input,
-        policy=model_input("policy"),
+        policy=policy_input(),
         rm=lambda w: reward_model_input(w.task),
     output:
         scored=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/scored.jsonl",
@@ -36,7 +36,7 @@ rule evaluate:
         curve=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/curve.csv",
     params:
         p=lambda w: evaluate_params(w.task),
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg(),
         rm=reward_model_arg,
         generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
     threads: config["threads_per_job"]
