@@ -165,22 +165,30 @@ def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm, cfg
              alpha: float = 0.0) -> list[dict]:
     """Train a LoRA policy with RLOO on `objective` ("reward", "rcfd" or "rcfd2", see
     rewards.make_reward_func), KL weight `beta` and length-reward weight `alpha`."""
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import RLOOConfig, RLOOTrainer
 
     seed_everything(cfg.seed)
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(pick_device(cfg.device)))
+    trainer = rl_trainer(model, load_tokenizer(policy), rows, objective, beta, rm, cfg, out, alpha)
+    trainer.train()
+    trainer.save_model(str(out))
+    return trainer.state.log_history
+
+
+def rl_trainer(model, tok, rows: list[dict], objective: str, beta: float, rm, cfg: RLConfig, out: str | Path,
+               alpha: float = 0.0):
+    """The RLOO trainer of `train_rl`, for a model already in memory (the benchmark times it)."""
+    from datasets import Dataset
+    from trl import RLOOConfig, RLOOTrainer
+
     device = pick_device(cfg.device)
-    out = Path(out)
-    tok = load_tokenizer(policy)
-    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(device))
     columns = {"prompt": [r["prompt"] for r in rows]}
     if objective in ("rcfd", "rcfd2"):
         columns["demo_reward"] = [float(r["demo_reward"]) for r in rows]
     if objective == "rcfd2":
         columns["demo_tokens"] = [int(r["demo_tokens"]) for r in rows]
     args = RLOOConfig(
-        **_trainer_common(cfg, out, device),
+        **_trainer_common(cfg, Path(out), device),
         max_steps=cfg.steps,
         per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
@@ -196,14 +204,11 @@ def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm, cfg
         max_grad_norm=cfg.max_grad_norm,
         lr_scheduler_type="constant",
     )
-    trainer = RLOOTrainer(
+    return RLOOTrainer(
         model=model, reward_funcs=make_reward_func(objective, rm, alpha), args=args,
         train_dataset=Dataset.from_dict(columns), processing_class=tok,
         peft_config=cfg.lora.peft_config(),
     )
-    trainer.train()
-    trainer.save_model(str(out))
-    return trainer.state.log_history
 
 
 # --------------------------------------------------------------------------- SFT
