@@ -259,6 +259,19 @@ def step_figure(a) -> None:
     write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
+def step_bench(a) -> None:
+    """GPU throughput of the RL step (rcfd/bench.py): generation, training phase and whole RLOO
+    steps, ours vs plain TRL. --shape tiny|smollm2-135m|llama2-7b, --use-case movies|wiki|summaries
+    (the paper's batch and lengths), --out folder (default results/bench); --params overrides the
+    other settings, e.g. {"prompts": 25, "prompt_tokens": 10, "new_tokens": 160, "generations": 2,
+    "warmup": 1, "steps": 3}."""
+    from .bench import BenchConfig, run_bench
+
+    p = dict(a.params)
+    p.update({k: getattr(a, k) for k in ("shape", "use_case") if getattr(a, k)})
+    run_bench(from_params(BenchConfig, p, "bench"), a.out or "results/bench")
+
+
 STEPS = {
     "fetch-data": (step_fetch_data, ["out", "downloads"]),
     "build-model": (step_build_model, ["out", "downloads", "corpus"]),
@@ -273,6 +286,7 @@ STEPS = {
                                  "curve"]),
     "table": (step_table, ["metrics+", "benchmarks", "out"]),
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
+    "bench": (step_bench, ["shape", "use_case", "out"]),
 }
 
 
@@ -280,7 +294,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="rcfd", description=__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
     for name, (fn, args) in STEPS.items():
-        sp = sub.add_parser(name, help=fn.__doc__)
+        sp = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__)
         sp.add_argument("--params", type=json.loads, default={}, help="the step's settings, as JSON")
         sp.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
         for arg in args:

@@ -201,7 +201,7 @@ class LoraTraining:
     """What every LoRA policy-training step shares."""
 
     lora: LoraSettings = field(default_factory=LoraSettings)
-    gradient_checkpointing: bool = False  # recompute activations in backward: memory for time (7B on one GPU)
+    gradient_checkpointing: bool = True  # TRL's default: recompute activations in backward, memory for time
     checkpoint_steps: int = 0  # save a resumable checkpoint every N optimizer steps (0: never)
     seed: int = 0
     device: str = "auto"
@@ -252,16 +252,23 @@ def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm, cfg
              alpha: float = 0.0, ckpt: Checkpoints | None = None) -> list[dict]:
     """Train a LoRA policy with RLOO on `objective` ("reward", "rcfd" or "rcfd2", see
     rewards.make_reward_func), KL weight `beta` and length-reward weight `alpha`."""
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import RLOOConfig, RLOOTrainer
 
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
     out = Path(out)
     ckpt = _checkpoints(ckpt, out)
-    tok = load_tokenizer(policy)
-    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(device))
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(pick_device(cfg.device)))
+    trainer = rl_trainer(model, load_tokenizer(policy), rows, objective, beta, rm, cfg, ckpt, alpha)
+    return _fit(trainer, ckpt, lambda t: t.save_model(str(out)))
+
+
+def rl_trainer(model, tok, rows: list[dict], objective: str, beta: float, rm, cfg: RLConfig, ckpt: Checkpoints,
+               alpha: float = 0.0):
+    """The RLOO trainer of `train_rl`, for a model already in memory (the benchmark times it)."""
+    from datasets import Dataset
+    from trl import RLOOConfig, RLOOTrainer
+
+    device = pick_device(cfg.device)
     columns = {"prompt": [r["prompt"] for r in rows]}
     if objective in ("rcfd", "rcfd2"):
         columns["demo_reward"] = [float(r["demo_reward"]) for r in rows]
@@ -284,12 +291,11 @@ def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm, cfg
         max_grad_norm=cfg.max_grad_norm,
         lr_scheduler_type="constant",
     )
-    trainer = RLOOTrainer(
+    return RLOOTrainer(
         model=model, reward_funcs=make_reward_func(objective, rm, alpha), args=args,
         train_dataset=Dataset.from_dict(columns), processing_class=tok,
         peft_config=cfg.lora.peft_config(), callbacks=_callbacks(),
     )
-    return _fit(trainer, ckpt, lambda t: t.save_model(str(out)))
 
 
 # --------------------------------------------------------------------------- SFT
