@@ -132,7 +132,8 @@ def step_train(a) -> None:
     ckpt = Checkpoints(Path(a.out).with_name("checkpoints"), json.dumps(run, sort_keys=True))
     if not distributed.is_launched():
         ckpt.claim()
-        distributed.relaunch(a.params.get("processes", 1), a.argv)  # returns only when one process is asked for
+        section = next(a.params[k] for k in ("rl", "sft", "dpo") if k in a.params)
+        distributed.relaunch(section.get("processes", 1), a.argv)  # returns only when one process is asked for
     t0 = time.time()
     if method.kind == "sft":
         history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out, ckpt)

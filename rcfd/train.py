@@ -203,6 +203,7 @@ class LoraTraining:
     lora: LoraSettings = field(default_factory=LoraSettings)
     gradient_checkpointing: bool = True  # TRL's default: recompute activations in backward, memory for time
     checkpoint_steps: int = 0  # save a resumable checkpoint every N optimizer steps (0: never)
+    processes: int = 1  # data-parallel processes, one per GPU (rcfd.distributed); batches stay global
     seed: int = 0
     device: str = "auto"
 

@@ -94,7 +94,7 @@ def test_data_parallel_training_keeps_the_global_batch(tiny_models, prompts, tmp
     params = {"rl": dict(RL, checkpoint_steps=0, logging_steps=1),
               "reward_model": {"device": "cpu", "batch_size": 8, "max_length": 32}}
     one = train("rcfd", params, tiny_models, prompts, tmp_path / "one" / "policy")
-    two = train("rcfd", dict(params, processes=2), tiny_models, prompts, tmp_path / "two" / "policy")
+    two = train("rcfd", dict(params, rl=dict(params["rl"], processes=2)), tiny_models, prompts, tmp_path / "two" / "policy")
     assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
     assert "launching 2 data-parallel processes" in two.stderr
     assert (tmp_path / "two" / "policy" / "adapter_model.safetensors").exists()

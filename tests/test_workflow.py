@@ -171,3 +171,20 @@ def test_smoke_dag_builds_the_summarisation_use_case(smoke_run):
     assert 0 <= rm["heldout_accuracy"] <= 1 and rm["n_heldout"] > 0
     assert (results / "runs/summaries/dpo/seed0/policy/config.json").exists()  # SFT + DPO merged
     assert len(pd.read_csv(results / "runs/summaries/dpo_early/seed0/policy/train_log.csv")) > 0
+
+
+def test_paper_config_plans_the_paper_runs_from_hub_ids(tmp_path):
+    """configs/paper.yaml: every model and data set by hub id (nothing fetched or built here),
+    Alpaca-7B for the summaries and LLaMA-2-7B elsewhere, three seeds of every trained method."""
+    _copy_workflow(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "8", "--configfile",
+                          "configs/paper.yaml"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    config = yaml.safe_load((REPO / "configs/paper.yaml").read_text())
+    plan = _planned(tmp_path, Path("configs/paper.yaml"))
+    assert not {"fetch_asset", "build_model", "train_reward_model"} & set(plan)
+    trained = [m for t in config["tasks"] for m in config[t]["methods"] + config[t]["betas"] + config[t].get("alphas", [])
+               if not isinstance(m, str) or parse_method(m).trained]
+    assert plan["train"] == 3 * len(trained)
+    commands = [line for line in out.splitlines() if "python -m rcfd train " in line]
+    assert commands and all("--policy chavinlo/alpaca-native" in c for c in commands if "runs/summaries/" in c)
+    assert all("--policy meta-llama/Llama-2-7b-hf" in c for c in commands if "runs/summaries/" not in c)
