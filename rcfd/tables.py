@@ -14,8 +14,8 @@ from .methods import parse_method, sort_key
 from .utils import InputError
 
 CI = "_ci95"  # suffix of a column holding the 95% CI half-width of the column it follows
-CI_NOTE = (" Values are mean ± 95% confidence interval over seeds (Student t with n−1 degrees of freedom, "
-           "n = the seeds column); a value without ± comes from one seed.")
+CI_NOTE = (" Values: mean ± half-width of the 95% confidence interval of the mean over seeds (Student t, "
+           "n−1 degrees of freedom for n seeds); a value without ± comes from a single seed.")
 HUMAN = "demonstrations"
 
 
@@ -161,7 +161,7 @@ def write_table(table: pd.DataFrame, prefix: str | Path, caption: str, decimals:
     table.to_csv(paths[0], index=False)
     shown = with_ci(table, decimals)
     if shown is not table:
-        caption += CI_NOTE
+        caption = caption.rstrip(".") + "." + CI_NOTE
     md = f"{caption}\n\n{shown.to_markdown(index=False)}\n{paper_block(prefix.name)}"
     paths[1].write_text(md, encoding="utf-8")
     paths[2].write_text(shown.to_latex(index=False, caption=caption, float_format=f"%.{decimals}f"), encoding="utf-8")
