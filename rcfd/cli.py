@@ -228,9 +228,47 @@ def step_table(a) -> None:
         raise InputError(f"table {name!r}: expected one of {sorted(TABLES)}")
     cfg = TABLES[name]
     table = build_table(load_metrics(a.metrics), cfg)
-    paths = write_table(table, a.out, cfg.caption)
+    paths = write_table(table, a.out, cfg.caption, cfg.decimals)
     log.info("\n%s", table.to_string(index=False))
     write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"), benchmarks=_benchmarks(a.benchmarks))
+
+
+def step_comparison(a) -> None:
+    """This run's numbers next to the paper's, for the tables `params.tables` (their tasks' metrics)."""
+    from .provenance import write_provenance
+    from .tables import comparison, load_metrics, write_table
+
+    table = comparison(load_metrics(a.metrics), a.params["tables"])
+    caption = ("This run next to the paper (arXiv 2404.19409; LLaMA-2-7B / Alpaca-7B policies, chat-Llama-70B "
+               "judge), per reproduced table, method and the paper's metric; 'measured as' is the column of this "
+               "run's table (small models: compare shapes, not absolute values; proxies are named as such)")
+    paths = write_table(table, a.out, caption)
+    log.info("\n%s", table.to_string(index=False))
+    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+
+
+def step_appendix(a) -> None:
+    """The alignment-estimator sensitivity table (rcfd.tables.APPENDIX) from every run's scored
+    samples; --metrics are the same runs' metrics files (in the same order: they give the task)."""
+    import pandas as pd
+
+    from .provenance import write_provenance
+    from .tables import APPENDIX, alignment_sensitivity, load_metrics, write_table
+
+    cfg = APPENDIX[a.params["name"]]
+    if len(a.scored) != len(a.metrics):
+        raise InputError(f"{len(a.scored)} scored files but {len(a.metrics)} metrics files")
+    frames = []
+    for scored, metrics in zip(a.scored, a.metrics):
+        (run,) = load_metrics([metrics]).to_dict("records")
+        rows = pd.DataFrame(read_jsonl(scored))
+        if set(rows["method"]) != {run["method"]} or set(rows["seed"]) != {run["seed"]}:
+            raise InputError(f"{scored} is not the run of {metrics}")
+        frames.append(rows.assign(task=run["task"]))
+    table = alignment_sensitivity(pd.concat(frames, ignore_index=True), a.params["alignment"], cfg)
+    paths = write_table(table, a.out, cfg.caption, cfg.decimals)
+    log.info("\n%s", table.to_string(index=False))
+    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
 def _benchmarks(folder: str | None) -> dict[str, float]:
@@ -287,6 +325,8 @@ STEPS = {
                                  "curve"]),
     "table": (step_table, ["metrics+", "benchmarks", "out"]),
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
+    "comparison": (step_comparison, ["metrics+", "out"]),
+    "appendix": (step_appendix, ["scored+", "metrics+", "out"]),
     "bench": (step_bench, ["shape", "use_case", "out"]),
 }
 

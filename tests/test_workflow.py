@@ -81,6 +81,13 @@ def test_smoke_dag_builds_every_output(smoke_run):
         assert (run / "policy/adapter_model.safetensors").exists()
         assert len(pd.read_csv(run / "policy/train_log.csv")) > 0
         assert len(pd.read_json(run / "scored.jsonl", lines=True)) == config["movies"]["data"]["n_eval_prompts"]
+    comparison = pd.read_csv(results / "tables/comparison.csv")
+    assert set(comparison["table"]) == {"Table 6", "Table 5", "Table 1"}
+    measured = comparison[comparison["measured as"] != "not measured"]  # e.g. Δ_demo (no judge here)
+    assert measured.loc[measured.method == "RCfD", "this run"].notna().all()
+    appendix = pd.read_csv(results / "tables/appendix_alignment.csv")
+    assert set(appendix["task"]) == set(config["tasks"])
+    assert (appendix["configured"] == "10/0.5").all() and "40/1" in appendix.columns
     # every rule left a log and a benchmark
     assert (results / "logs/train/movies/rcfd/seed0.log").stat().st_size > 0
     assert (results / "benchmarks/train/movies/rcfd/seed0.tsv").exists()
@@ -122,7 +129,26 @@ def test_changing_one_beta_reruns_only_that_branch(smoke_run):
     changed = work / "configs/smoke_beta.yaml"
     changed.write_text(yaml.safe_dump(config))
     plan = _planned(work, changed)
-    assert plan == {"train": 1, "generate": 1, "evaluate": 1, "table6": 1, "figure3": 1, "all": 1}
+    assert plan == {"train": 1, "generate": 1, "evaluate": 1, "table6": 1, "figure3": 1, "comparison": 1,
+                    "appendix_alignment": 1, "all": 1}
+
+
+def test_report_holds_every_table_and_figure(smoke_run, tmp_path):
+    """`snakemake --report`: one self-contained HTML page with every table and figure, each with its
+    caption (the paper's values beside this run's) and its use case's category."""
+    work, configfile = smoke_run
+    assert _planned(work, configfile) == {}  # the report flags change no output: nothing reruns
+    report = tmp_path / "report.html"
+    subprocess.run([sys.executable, "-m", "snakemake", "--report", str(report), "--configfile", str(configfile)],
+                   cwd=work, capture_output=True, text=True, check=True)
+    html = report.read_text()
+    names = ["table6.csv", "table5.csv", "table1.csv", "comparison.csv", "appendix_alignment.csv",
+             "figure3.png", "figure2.png", "figure5.png", "figure4.png"]
+    assert all(name in html for name in names), [n for n in names if n not in html]
+    for text in ("Use case 2a (movie reviews)", "Comparison with the paper", "Appendix",
+                 "The paper", "Spearman", "data:image/png"):
+        assert text in html, text
+    assert report.stat().st_size > 200_000  # the figures are embedded
 
 
 def test_bad_config_fails_before_any_job(smoke_run, tmp_path):

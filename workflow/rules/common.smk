@@ -168,13 +168,39 @@ def figure_files(name):
 TASK_OUTPUTS = {"movies": (["table6"], ["figure3"]), "wiki": (["table5"], ["figure2", "figure5"]),
                 "summaries": (["table1"], ["figure4"])}
 
+# the HTML report's categories (`snakemake --report report.html`): one per use case, then the
+# tables over every task
+USE_CASES = {"wiki": "Use case 1 (log-likelihood, Wikipedia)", "movies": "Use case 2a (movie reviews)",
+             "summaries": "Use cases 2b and 3 (summarisation)"}
+OVER_TASKS = {"comparison": "Comparison with the paper", "appendix_alignment": "Appendix"}
+
+
+def reproduced_tables():
+    """The paper tables whose task runs."""
+    return [t for task in config["tasks"] for t in TASK_OUTPUTS[task][0]]
+
 
 def all_targets():
     targets = []
     for task in config["tasks"]:
         tables, figures = TASK_OUTPUTS[task]
         targets += [f for t in tables for f in table_files(t)] + [f for g in figures for f in figure_files(g)]
-    return targets
+    return targets + table_files("comparison") + table_files("appendix_alignment")
+
+
+def in_report(files, name, task=None):
+    """A rule's outputs (paths unchanged), the one shown in the HTML report flagged with its caption
+    workflow/report/<name>.rst and its category: a table's CSV, a figure's PNG."""
+    shown = next(f for f in files if f.endswith((".csv", ".png")))
+    category = USE_CASES[task] if task else OVER_TASKS[name]
+    subcategory = "Figures" if shown.endswith(".png") else "Tables"
+    flagged = report(shown, caption=f"../report/{name}.rst", category=category, subcategory=subcategory)
+    return [flagged if f == shown else f for f in files]
+
+
+def tasks_run_outputs(filename):
+    """`filename` of every run of every task run (run_outputs of each task, in config order)."""
+    return [f for task in config["tasks"] for f in run_outputs(task, filename)]
 
 
 def train_data_input(w):
