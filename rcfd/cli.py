@@ -163,8 +163,8 @@ def step_generate(a) -> None:
 
 
 def step_evaluate(a) -> None:
-    """Reward, alignment score, log-likelihood curve, repetition and diversity of one run's
-    generations (or of the demonstrations)."""
+    """Reward, alignment score, log-likelihood curve, repetition, diversity, LLM-judge scores and
+    MAUVE of one run's generations (or of the demonstrations)."""
     import numpy as np
     import pandas as pd
 
@@ -210,6 +210,11 @@ def step_evaluate(a) -> None:
     row["alignment_two"] = (row["alignment"] + row["alignment_length"]) / 2
     if "vader_success" in p.get("proxies", []):
         row["success_vader"] = M.vader_success(texts)
+    if p.get("judge"):
+        row.update(_judge(a, p["judge"], rm["device"], gens, scored))
+    if p.get("mauve"):  # the demonstrations against themselves would be trivially 1: left empty
+        row["mauve"] = _mauve(a, p["mauve"], rm["device"], [d["demo"] for d in demos], completions) \
+            if a.generations else float("nan")
     log.info("%s", json.dumps(row))
     write_jsonl(a.scored, scored)
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
@@ -217,6 +222,43 @@ def step_evaluate(a) -> None:
     pd.DataFrame(M.position_curve(token_lps, p.get("position_window", 8))).assign(
         task=p["task"], method=a.method, seed=a.seed).to_csv(a.curve, index=False)
     write_provenance(a.metrics, p)
+
+
+def _judge(a, params: dict, device: str, gens: list[dict], scored: list[dict]) -> dict[str, float]:
+    """The LLM judge's scores of one run (rcfd/judge.py); each judged sample's soft score per
+    question is added to its scored row (judge_<question>)."""
+    from . import judge as J
+
+    cfg = from_params(J.JudgeConfig, {**params, "device": device}, "evaluate.judge")
+    if a.judge in (None, "none"):
+        raise InputError("evaluate.judge is configured but no --judge model was given")
+    t0 = time.time()
+    train = [r for r in read_jsonl(a.data) if r["split"] == "train"]
+    if cfg.example_index >= len(train):
+        raise InputError(f"evaluate.judge.example_index {cfg.example_index}: {a.data} has {len(train)} training prompts")
+    keep = J.judged_indices(gens, cfg.max_samples)
+    soft = J.judge_samples(J.Judge(a.judge, cfg), [gens[i] for i in keep], train[cfg.example_index])
+    for name, s in soft.items():
+        for i, v in zip(keep, s):
+            scored[i][f"judge_{name}"] = float(v)
+    log.info("judge: %d samples x %d questions in %.1fs", len(keep), len(soft), time.time() - t0)
+    return {**J.summarise(soft), "n_judged": len(keep)}
+
+
+def _mauve(a, params: dict, device: str, demos: list[str], completions: list[str]) -> float:
+    """MAUVE between the completions and the demonstrations, on the local encoder's features."""
+    from . import metrics as M
+    from .utils import pick_device
+
+    cfg = from_params(M.MauveConfig, {**params, "device": device}, "evaluate.mauve")
+    if a.features in (None, "none"):
+        raise InputError("evaluate.mauve is configured but no --features model was given")
+    t0 = time.time()
+    feats = [M.sentence_features(a.features, texts, cfg.batch_size, cfg.max_length, pick_device(cfg.device))
+             for texts in (demos, completions)]
+    score = M.mauve_score(*feats, cfg)
+    log.info("mauve: %d demonstrations vs %d completions in %.1fs", len(demos), len(completions), time.time() - t0)
+    return score
 
 
 def step_table(a) -> None:
@@ -227,7 +269,7 @@ def step_table(a) -> None:
     if name not in TABLES:
         raise InputError(f"table {name!r}: expected one of {sorted(TABLES)}")
     cfg = TABLES[name]
-    table = build_table(load_metrics(a.metrics), cfg)
+    table = build_table(load_metrics(a.metrics), cfg, a.params.get("labels"))
     paths = write_table(table, a.out, cfg.caption, cfg.decimals)
     log.info("\n%s", table.to_string(index=False))
     write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"), benchmarks=_benchmarks(a.benchmarks))
@@ -238,7 +280,7 @@ def step_comparison(a) -> None:
     from .provenance import write_provenance
     from .tables import comparison, load_metrics, write_table
 
-    table = comparison(load_metrics(a.metrics), a.params["tables"])
+    table = comparison(load_metrics(a.metrics), a.params["tables"], a.params.get("labels"))
     caption = ("This run next to the paper (arXiv 2404.19409; LLaMA-2-7B / Alpaca-7B policies, chat-Llama-70B "
                "judge), per reproduced table, method and the paper's metric; 'measured as' is the column of this "
                "run's table (small models: compare shapes, not absolute values; proxies are named as such)")
@@ -321,8 +363,8 @@ STEPS = {
     "score-demos": (step_score_demos, ["rm", "prompts", "out"]),
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
-    "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "data", "generations", "scored", "metrics",
-                                 "curve"]),
+    "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "judge", "features", "data", "generations",
+                                 "scored", "metrics", "curve"]),
     "table": (step_table, ["metrics+", "benchmarks", "out"]),
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
     "comparison": (step_comparison, ["metrics+", "out"]),

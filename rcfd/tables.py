@@ -24,7 +24,8 @@ class TableConfig:
     name: str = "table6"
     task: str = "movies"
     caption: str = ""
-    # metric column -> header, in order (the paper's columns first, then what the project adds)
+    # metric column -> header, in order (the paper's columns first, then what the project adds);
+    # {judge} and {mauve} in a header are filled with the config's labels (evaluate.judge.label, ...)
     columns: dict = field(default_factory=dict)
     decimals: int = 2
     # the paper's columns (rcfd/paper/<name>.csv) -> this run's metric columns that measure them, best
@@ -33,6 +34,9 @@ class TableConfig:
     # overrides of `paper` for the length-reward block (Method.length_block), where the paper's A
     # averages the R_RM and length scores
     paper_length_block: dict = field(default_factory=dict)
+    # columns that runs evaluated without a judge or MAUVE (older runs, configs without them) lack:
+    # left out when no run has them, empty for the runs that lack them
+    optional: tuple = ()
 
     @property
     def title(self) -> str:
@@ -40,29 +44,47 @@ class TableConfig:
         return self.caption.split(" (")[0]
 
 
+JUDGE_NOTE = ("Judge columns: fraction of samples the LLM judge answers Yes; Δ_demo = Σ over the judge questions "
+              "of |judge score − the demonstrations' judge score| (the paper's chat-Llama-70B judge; at default "
+              "scale a weak 135M proxy). MAUVE: generations vs demonstrations on local sentence-encoder features.")
+OPTIONAL = ("judge_success", "judge_naturalness", "judge_factuality", "judge_verbosity", "delta_demo", "mauve")
+DEFAULT_LABELS = {"judge": "LLM judge", "mauve": "features"}
+
 TABLES = {
     "table6": TableConfig(
         name="table6", task="movies",
-        caption="Table 6 (movie reviews): alignment score A, average reward, judge proxies, length and diversity",
-        columns={"alignment": "A ↓", "avg_reward": "avg R", "success_vader": "success (VADER)",
-                 "loglik_base": "naturalness (log-lik)", "mean_tokens": "length",
-                 "distinct_2": "distinct-2", "self_bleu": "self-BLEU"},
-        paper={"alignment": ("alignment",), "avg_reward": ("avg_reward",), "success": ("success_vader",),
-               "naturalness": ("loglik_base",)}),
+        caption="Table 6 (movie reviews): alignment score A, average reward, LLM-judge scores, judge proxies, "
+                "Δ_demo, MAUVE, length and diversity. " + JUDGE_NOTE,
+        columns={"alignment": "A ↓", "avg_reward": "avg R", "judge_success": "success ({judge})",
+                 "judge_naturalness": "naturalness ({judge})", "success_vader": "success (VADER)",
+                 "loglik_base": "naturalness (log-lik)", "delta_demo": "Δ_demo ↓ ({judge})",
+                 "mauve": "MAUVE ({mauve})", "mean_tokens": "length", "distinct_2": "distinct-2",
+                 "self_bleu": "self-BLEU"},
+        optional=OPTIONAL,
+        paper={"alignment": ("alignment",), "avg_reward": ("avg_reward",),
+               "success": ("judge_success", "success_vader"), "naturalness": ("judge_naturalness", "loglik_base")}),
     "table5": TableConfig(
         name="table5", task="wiki",
         caption="Table 5 (Wikipedia, reward = average log-likelihood under the initial model): alignment score A "
-                "of the log-likelihood distributions, average log-likelihood, repetition and diversity, "
-                "generations of the evaluation length",
-        columns={"alignment": "A ↓", "avg_reward": "log-lik", "seq_rep_4": "seq-rep-4 ↓ (naturalness proxy)",
+                "of the log-likelihood distributions, average log-likelihood, LLM-judge naturalness, repetition, "
+                "MAUVE and diversity, generations of the evaluation length. " + JUDGE_NOTE,
+        columns={"alignment": "A ↓", "avg_reward": "log-lik", "judge_naturalness": "naturalness ({judge})",
+                 "seq_rep_4": "seq-rep-4 ↓ (naturalness proxy)", "mauve": "MAUVE ({mauve})",
                  "mean_tokens": "length", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"},
-        paper={"alignment": ("alignment",), "loglik": ("avg_reward",), "naturalness": ("seq_rep_4",)}),
+        optional=OPTIONAL,
+        paper={"alignment": ("alignment",), "loglik": ("avg_reward",),
+               "naturalness": ("judge_naturalness", "seq_rep_4")}),
     "table1": TableConfig(
         name="table1", task="summaries",
         caption="Table 1 (summarisation): preference reward R_RM, length (policy tokens), alignment score A of the "
-                "R_RM distribution, A averaged over R_RM and length (the paper's A with two rewards), diversity",
+                "R_RM distribution, Δ_demo over the four judge questions, A averaged over R_RM and length (the "
+                "paper's A with two rewards), the judge scores, MAUVE, diversity. " + JUDGE_NOTE,
         columns={"avg_reward": "R_RM", "mean_tokens": "length", "alignment": "A ↓",
-                 "alignment_two": "A (R_RM, length) ↓", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"},
+                 "delta_demo": "Δ_demo ↓ ({judge})", "alignment_two": "A (R_RM, length) ↓",
+                 "judge_success": "success ({judge})", "judge_factuality": "factuality ({judge})",
+                 "judge_naturalness": "naturalness ({judge})", "judge_verbosity": "verbosity ({judge})",
+                 "mauve": "MAUVE ({mauve})", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"},
+        optional=OPTIONAL,
         paper={"avg_reward": ("avg_reward",), "length": ("mean_tokens",), "alignment": ("alignment",),
                "delta_demo": ("delta_demo",)},
         paper_length_block={"alignment": ("alignment_two",)}),
@@ -102,29 +124,51 @@ def summarise(frame: pd.DataFrame, by, columns: list[str]) -> pd.DataFrame:
     return pd.concat([means, cis.add_suffix(CI)], axis=1)[[c + s for c in columns for s in ("", CI)]]
 
 
+def with_delta_demo(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds Δ_demo to every run of a task (rcfd.judge.delta_demo against the demonstrations' judge
+    scores, over the task's judge questions); the demonstrations' own is left empty, as in the paper."""
+    from .judge import delta_demo, question_columns
+
+    questions = question_columns(df.columns)
+    is_demo = df["method"] == "demonstrations"
+    if not questions or not is_demo.any():
+        return df
+    demos = df.loc[is_demo, questions].mean()
+    delta = df.apply(lambda run: delta_demo(run, demos, questions), axis=1)
+    return df.assign(delta_demo=delta.where(~is_demo))
+
+
 def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
     """A table's numbers per method name (index, the paper's row order): the mean over seeds of
-    each configured metric column and, when some method ran with two or more seeds, its 95% CI
-    half-width beside it (`<column>_ci95`); then `seeds`. Rounded to the table's decimals."""
-    df = metrics[metrics["task"] == cfg.task]
-    missing = [c for c in cfg.columns if c not in df.columns]
+    each configured metric column the runs have (an optional one no run has is left out) and, when
+    some method ran with two or more seeds, its 95% CI half-width beside it (`<column>_ci95`); then
+    `seeds`. Rounded to the table's decimals."""
+    df = with_delta_demo(metrics[metrics["task"] == cfg.task])
+    missing = [c for c in cfg.columns if c not in df.columns and c not in cfg.optional]
     if missing:
         raise InputError(f"{cfg.name}: metrics lack column(s) {missing}")
+    columns = [c for c in cfg.columns if c in df.columns]
     seeds = df.groupby("method")["seed"].nunique()
-    table = summarise(df, "method", list(cfg.columns))
+    table = summarise(df, "method", columns)
     if seeds.max() < 2:  # one seed: no CI columns (the tables look as they always did)
-        table = table[list(cfg.columns)]
+        table = table[columns]
     table["seeds"] = seeds
     return table.loc[sorted(table.index, key=sort_key)].round(cfg.decimals)
 
 
-def build_table(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
+def headers(cfg: TableConfig, labels: dict | None = None) -> dict:
+    """Metric column -> header, with the config's judge / MAUVE labels filled in."""
+    labels = {**DEFAULT_LABELS, **{k: v for k, v in (labels or {}).items() if v}}
+    return {c: h.format(**labels) for c, h in cfg.columns.items()}
+
+
+def build_table(metrics: pd.DataFrame, cfg: TableConfig, labels: dict | None = None) -> pd.DataFrame:
     """The table as written: `summary` with method labels and the configured headers
     (`<header>_ci95` for the CI columns)."""
     table = summary(metrics, cfg)
     table.insert(0, "method", [parse_method(m).label for m in table.index])
-    headers = {**cfg.columns, **{c + CI: h + CI for c, h in cfg.columns.items()}}
-    return table.reset_index(drop=True).rename(columns=headers)
+    names = headers(cfg, labels)
+    return table.reset_index(drop=True).rename(columns={**names, **{c + CI: h + CI for c, h in names.items()}})
 
 
 def with_ci(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
@@ -169,7 +213,7 @@ def write_table(table: pd.DataFrame, prefix: str | Path, caption: str, decimals:
 
 
 
-def comparison(metrics: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+def comparison(metrics: pd.DataFrame, names: list[str], labels: dict | None = None) -> pd.DataFrame:
     """This run's numbers next to the paper's (rcfd/paper/<name>.csv), one row per (paper table,
     method, paper metric), for the tables `names`.
 
@@ -194,7 +238,7 @@ def comparison(metrics: pd.DataFrame, names: list[str]) -> pd.DataFrame:
                              "paper": paper.at[method, metric] if method in paper.index else np.nan,
                              "this run": ours.at[method, col] if here else np.nan,
                              "this run" + CI: ours.at[method, col + CI] if here and col + CI in ours else np.nan,
-                             "measured as": cfg.columns[col] if col else "not measured"})
+                             "measured as": headers(cfg, labels)[col] if col else "not measured"})
     frame = pd.DataFrame(rows, columns=["table", "method", "metric", "paper", "this run", "this run" + CI,
                                         "measured as"])
     return frame if frame["this run" + CI].notna().any() else frame.drop(columns="this run" + CI)

@@ -64,3 +64,15 @@ def test_defaults_are_filled():
     del c["device"]
     check_config(c, SCHEMA)
     assert c["device"] == "auto"
+
+
+def test_judge_and_mauve_models_must_be_model_keys():
+    c = load()
+    c["movies"]["evaluate"]["judge"]["model"] = "llama70b"
+    assert "movies.evaluate.judge.model" in _error(c)
+    c = load()
+    c["wiki"]["evaluate"]["mauve"]["model"] = "gpt2-large"
+    assert "wiki.evaluate.mauve.model" in _error(c)
+    c = load()
+    c["summaries"]["evaluate"]["judge"]["questions"] = {}
+    assert "summaries.evaluate.judge.questions" in _error(c)

@@ -150,6 +150,22 @@ def evaluate_params(task):
     return as_json({"task": task, **config[task]["evaluate"], **score_params(task)})
 
 
+def evaluate_model_key(task, section):
+    """The `models` key of the LLM judge (section "judge") or of MAUVE's encoder ("mauve"); None if
+    the task's evaluation has no such section."""
+    return config[task]["evaluate"].get(section, {}).get("model")
+
+
+def evaluate_model_input(section):
+    """Input: the judge's or MAUVE encoder's local folder (none for a hub id or when not configured)."""
+    return lambda w: model_input(evaluate_model_key(w.task, section))
+
+
+def evaluate_model_arg(section):
+    """Param: the judge's or MAUVE encoder's folder (the rule's input `section`), hub id, or "none"."""
+    return lambda w, input: input.get(section) or model_path(evaluate_model_key(w.task, section))
+
+
 def run_outputs(task, filename):
     """`filename` of every (method, seed) run of a task, plus the demonstrations' own."""
     runs = [run_dir(task, m, s) for m in methods(task) for s in config["seeds"]]
@@ -231,7 +247,10 @@ def task_config_hash(task):
 
 
 def table_params(name, task):
-    return as_json({"name": name, "config_hash": task_config_hash(task)})
+    """Param: the table's name, provenance hash and the labels its judge and MAUVE headers show."""
+    ev = config[task]["evaluate"]
+    labels = {k: ev[k].get("label", "") for k in ("judge", "mauve") if k in ev}
+    return as_json({"name": name, "config_hash": task_config_hash(task), **({"labels": labels} if labels else {})})
 
 
 def figure_params(name, task):

@@ -1,4 +1,5 @@
-# Generation on held-out prompts, then reward, alignment score, log-lik curve and diversity per run.
+# Generation on held-out prompts, then reward, alignment score, log-lik curve, diversity, LLM judge and
+# MAUVE per run.
 
 
 rule generate:
@@ -30,6 +31,8 @@ rule evaluate:
         generations=generations_input,
         policy=policy_input(),
         rm=lambda w: reward_model_input(w.task),
+        judge=evaluate_model_input("judge"),
+        mauve=evaluate_model_input("mauve"),
     output:
         scored=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/scored.jsonl",
         metrics=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/metrics.csv",
@@ -38,6 +41,8 @@ rule evaluate:
         p=lambda w: evaluate_params(w.task),
         policy=policy_arg(),
         rm=reward_model_arg,
+        judge=evaluate_model_arg("judge"),
+        features=evaluate_model_arg("mauve"),
         generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
     threads: config["threads_per_job"]
     log:
@@ -48,5 +53,6 @@ rule evaluate:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd evaluate --threads {threads} --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
-        " --rm {params.rm} --policy {params.policy} --data {input.data} {params.generations}"
+        " --rm {params.rm} --policy {params.policy} --judge {params.judge} --features {params.features}"
+        " --data {input.data} {params.generations}"
         " --scored {output.scored} --metrics {output.metrics} --curve {output.curve} > {log} 2>&1"
