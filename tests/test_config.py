@@ -64,3 +64,16 @@ def test_defaults_are_filled():
     del c["device"]
     check_config(c, SCHEMA)
     assert c["device"] == "auto"
+
+
+def test_job_resources_default_and_named_errors():
+    c = load()
+    del c["job_resources"]
+    check_config(c, SCHEMA)
+    assert c["job_resources"] == {"default": {"mem_mb": 2000, "runtime": 60, "gpu": 0}}
+    c = load()
+    c["job_resources"]["trian"] = {"mem_mb": 4000}  # a misspelt rule
+    assert "trian" in _error(c)
+    c = load()
+    c["job_resources"]["train"] = {"gpu": -1}
+    assert "job_resources.train.gpu" in _error(c)

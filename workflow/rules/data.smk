@@ -12,6 +12,8 @@ rule prepare_movies:
         p=as_json(config["movies"]["data"]) if "movies" in config else "{}",
         policy=model_arg("policy", "policy"),
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_movies"),
     log:
         f"{LOGS}/prepare_movies.log",
     benchmark:
@@ -34,6 +36,8 @@ rule prepare_wiki:
         policy=model_arg("policy", "policy"),
         dump=lambda w, input: input.dump or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_wiki"),
     log:
         f"{LOGS}/prepare_wiki.log",
     benchmark:
@@ -58,6 +62,8 @@ rule prepare_summaries:
         policy=model_arg("policy", "policy"),
         source=lambda w, input: input.source or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_summaries"),
     log:
         f"{LOGS}/prepare_summaries.log",
     benchmark:
@@ -81,6 +87,8 @@ rule train_reward_model:
         base=model_arg("reward_base", "base"),
     priority: 1  # the longest jobs: start them as soon as their inputs exist
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("train_reward_model"),
     log:
         f"{LOGS}/train_reward_model/{{task}}.log",
     benchmark:
@@ -102,6 +110,8 @@ rule score_demos:
         p=lambda w: as_json(score_params(w.task)),
         rm=reward_model_arg,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("score_demos"),
     log:
         f"{LOGS}/score_demos/{{task}}.log",
     benchmark:

@@ -13,6 +13,8 @@ rule generate:
         policy=model_arg("policy", "policy"),
         adapter=lambda w, input: input.adapter or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("generate"),
     log:
         f"{LOGS}/generate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -40,6 +42,8 @@ rule evaluate:
         rm=reward_model_arg,
         generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("evaluate"),
     log:
         f"{LOGS}/evaluate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:

@@ -12,6 +12,8 @@ rule table6:
         prefix=prefix_of,
         benchmarks=BENCH,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("table6"),
     log:
         f"{LOGS}/table6.log",
     benchmark:
@@ -32,6 +34,8 @@ use rule table6 as table5 with:
         p=table_params("table5", "wiki"),
         prefix=prefix_of,
         benchmarks=BENCH,
+    resources:
+        **job_resources("table5"),
     log:
         f"{LOGS}/table5.log",
     benchmark:
@@ -49,6 +53,8 @@ rule figure3:
         p=lambda w: figure_params("figure3", "movies"),
         prefix=prefix_of,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("figure3"),
     log:
         f"{LOGS}/figure3.log",
     benchmark:
@@ -70,6 +76,8 @@ use rule figure3 as figure2 with:
     params:
         p=lambda w: figure_params("figure2", "wiki"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure2"),
     log:
         f"{LOGS}/figure2.log",
     benchmark:
@@ -82,6 +90,8 @@ use rule figure2 as figure5 with:
     params:
         p=lambda w: figure_params("figure5", "wiki"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure5"),
     log:
         f"{LOGS}/figure5.log",
     benchmark:
@@ -97,6 +107,8 @@ use rule table6 as table1 with:
         p=table_params("table1", "summaries"),
         prefix=prefix_of,
         benchmarks=BENCH,
+    resources:
+        **job_resources("table1"),
     log:
         f"{LOGS}/table1.log",
     benchmark:
@@ -113,6 +125,8 @@ use rule figure3 as figure4 with:
     params:
         p=lambda w: figure_params("figure4", "summaries"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure4"),
     log:
         f"{LOGS}/figure4.log",
     benchmark:
