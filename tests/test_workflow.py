@@ -64,6 +64,30 @@ def _assert_filled(table: pd.DataFrame, judge_questions: list[str]) -> None:
     assert table[judged].apply(lambda s: s.between(0, 1)).all().all()
 
 
+def test_every_rule_takes_its_job_resources_from_the_config(tmp_path):
+    """threads and resources (mem_mb, runtime, gpu) of every rule come from config `job_resources`:
+    give each rule its own values and read them back from a dry run's job listing."""
+    _copy_workflow(tmp_path)
+    rules = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile", "configs/smoke.yaml"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    assert set(rules) - {"all"} == set(schema["properties"]["job_resources"]["properties"]) - {"default"}
+    config = yaml.safe_load((tmp_path / "configs/smoke.yaml").read_text())
+    want = {r: {"mem_mb": 1000 + i, "runtime": 100 + i, "gpu": i % 2} for i, r in enumerate(sorted(set(rules) - {"all"}))}
+    config["job_resources"] = {"default": {"mem_mb": 999, "runtime": 99, "gpu": 0}, **want}
+    (tmp_path / "configs/res.yaml").write_text(yaml.safe_dump(config))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "configs/res.yaml"],
+                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    seen = {}
+    for block in re.split(r"^(?=rule \w+:$)", out, flags=re.M):
+        m = re.match(r"rule (\w+):", block)
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if m and m.group(1) != "all" and res:
+            seen.setdefault(m.group(1), set()).add(
+                tuple(int(re.search(rf"\b{k}=(\d+)", res.group(1)).group(1)) for k in ("mem_mb", "runtime", "gpu")))
+    assert seen == {r: {(v["mem_mb"], v["runtime"], v["gpu"])} for r, v in want.items()}
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("smoke")

@@ -257,3 +257,15 @@ def figure_params(name, task):
     """Param: the figure's name and the one setting from the config it draws (the training length)."""
     return as_json({"name": name, "config_hash": task_config_hash(task),
                     "train_tokens": config[task]["rl"].get("max_new_tokens")})
+
+
+def job_resources(rule):
+    """Resources of one job of `rule` (config `job_resources`: the rule's entry over `default`), as
+    `resources: **job_resources("rule")`. mem_mb and runtime (minutes) grow with the attempt, so a
+    job a cluster killed for memory or time is retried (--retries) with more."""
+    spec = {**config["job_resources"]["default"], **config["job_resources"].get(rule, {})}
+    return {
+        "mem_mb": lambda w, attempt: spec["mem_mb"] * attempt,
+        "runtime": lambda w, attempt: spec["runtime"] * attempt,
+        "gpu": spec["gpu"],
+    }

@@ -13,6 +13,8 @@ rule prepare_movies:
         policy=policy_arg("movies"),
         reviews=lambda w, input: input.reviews or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_movies"),
     log:
         f"{LOGS}/prepare_movies.log",
     benchmark:
@@ -35,6 +37,8 @@ rule prepare_wiki:
         policy=policy_arg("wiki"),
         dump=lambda w, input: input.dump or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_wiki"),
     log:
         f"{LOGS}/prepare_wiki.log",
     benchmark:
@@ -59,6 +63,8 @@ rule prepare_summaries:
         policy=policy_arg("summaries"),
         source=lambda w, input: input.source or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_summaries"),
     log:
         f"{LOGS}/prepare_summaries.log",
     benchmark:
@@ -82,6 +88,8 @@ rule train_reward_model:
         base=model_arg("reward_base", "base"),
     priority: 1  # the longest jobs: start them as soon as their inputs exist
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("train_reward_model"),
     log:
         f"{LOGS}/train_reward_model/{{task}}.log",
     benchmark:
@@ -103,6 +111,8 @@ rule score_demos:
         p=lambda w: as_json(score_params(w.task)),
         rm=reward_model_arg,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("score_demos"),
     log:
         f"{LOGS}/score_demos/{{task}}.log",
     benchmark:

@@ -14,6 +14,8 @@ rule generate:
         policy=policy_arg(),
         adapter=lambda w, input: input.adapter or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("generate"),
     log:
         f"{LOGS}/generate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -45,6 +47,8 @@ rule evaluate:
         features=evaluate_model_arg("mauve"),
         generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("evaluate"),
     log:
         f"{LOGS}/evaluate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:

@@ -14,6 +14,8 @@ rule table6:
         prefix=prefix_of,
         benchmarks=BENCH,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("table6"),
     log:
         f"{LOGS}/table6.log",
     benchmark:
@@ -34,6 +36,8 @@ use rule table6 as table5 with:
         p=table_params("table5", "wiki"),
         prefix=prefix_of,
         benchmarks=BENCH,
+    resources:
+        **job_resources("table5"),
     log:
         f"{LOGS}/table5.log",
     benchmark:
@@ -51,6 +55,8 @@ rule figure3:
         p=lambda w: figure_params("figure3", "movies"),
         prefix=prefix_of,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("figure3"),
     log:
         f"{LOGS}/figure3.log",
     benchmark:
@@ -72,6 +78,8 @@ use rule figure3 as figure2 with:
     params:
         p=lambda w: figure_params("figure2", "wiki"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure2"),
     log:
         f"{LOGS}/figure2.log",
     benchmark:
@@ -84,6 +92,8 @@ use rule figure2 as figure5 with:
     params:
         p=lambda w: figure_params("figure5", "wiki"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure5"),
     log:
         f"{LOGS}/figure5.log",
     benchmark:
@@ -99,6 +109,8 @@ use rule table6 as table1 with:
         p=table_params("table1", "summaries"),
         prefix=prefix_of,
         benchmarks=BENCH,
+    resources:
+        **job_resources("table1"),
     log:
         f"{LOGS}/table1.log",
     benchmark:
@@ -115,6 +127,8 @@ use rule figure3 as figure4 with:
     params:
         p=lambda w: figure_params("figure4", "summaries"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure4"),
     log:
         f"{LOGS}/figure4.log",
     benchmark:
@@ -131,6 +145,8 @@ rule comparison:
         p=lambda w: as_json({"name": "comparison", "tables": reproduced_tables(),
                              "config_hash": {t: task_config_hash(t) for t in config["tasks"]}}),
         prefix=prefix_of,
+    resources:
+        **job_resources("comparison"),
     threads: config["threads_per_job"]
     log:
         f"{LOGS}/comparison.log",
@@ -155,6 +171,8 @@ rule appendix_alignment:
                              "alignment": {t: config[t]["evaluate"]["alignment"] for t in config["tasks"]},
                              "config_hash": {t: task_config_hash(t) for t in config["tasks"]}}),
         prefix=prefix_of,
+    resources:
+        **job_resources("appendix_alignment"),
     threads: config["threads_per_job"]
     log:
         f"{LOGS}/appendix_alignment.log",

@@ -17,6 +17,8 @@ rule train:
         rm=reward_model_arg,
     priority: 1  # the longest jobs: start them as soon as their inputs exist
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("train"),
     log:
         f"{LOGS}/train/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
