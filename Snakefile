@@ -5,6 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
+# the HTML report's front page (`snakemake --report report.html`); every table and figure in it
+# has its caption in workflow/report/
+report: "workflow/report/workflow.rst"
+
+
 # config.yaml is the default run; a --configfile replaces it whole (scales are complete files,
 # never merged key by key), while --config KEY=VALUE still overrides single keys.
 if not workflow.overwrite_configfiles:

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import assets
+from . import assets, distributed
 from .utils import InputError, from_params, log, read_jsonl, require_columns, setup_logging, write_json, write_jsonl
 
 
@@ -120,26 +120,35 @@ def step_score_demos(a) -> None:
 
 def step_train(a) -> None:
     from .methods import parse_method
-    from .train import (DPOStepConfig, RLConfig, SFTStepConfig, train_dpo, train_rl, train_sft,
+    from .train import (Checkpoints, DPOStepConfig, RLConfig, SFTStepConfig, train_dpo, train_rl, train_sft,
                         write_log_history)
 
     method = parse_method(a.method)
     rows = [r for r in read_jsonl(a.data) if r["split"] == "train"]
     needs = {"rl": ["demo_reward"], "dpo": ["rejected"]}.get(method.kind, [])
     require_columns(rows, ["prompt", "demo"] + needs + (["demo_tokens"] if method.objective == "rcfd2" else []), a.data)
+    # checkpoints of an interrupted attempt are resumed only by a run with the same settings and data
+    run = {"method": a.method, "params": a.params, "policy": a.policy, "rm": a.rm, "data": assets.sha256_of(a.data)}
+    ckpt = Checkpoints(Path(a.out).with_name("checkpoints"), json.dumps(run, sort_keys=True))
+    if not distributed.is_launched():
+        ckpt.claim()
+        section = next(a.params[k] for k in ("rl", "sft", "dpo") if k in a.params)
+        distributed.relaunch(section.get("processes", 1), a.argv)  # returns only when one process is asked for
     t0 = time.time()
     if method.kind == "sft":
-        history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out)
+        history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out, ckpt)
     elif method.kind == "rl":
         cfg = from_params(RLConfig, a.params["rl"], "train.rl")
         history = train_rl(a.policy, rows, method.objective, method.beta, _reward_model(a), cfg, a.out,
-                           alpha=method.alpha)
+                           alpha=method.alpha, ckpt=ckpt)
     elif method.kind == "dpo":
         cfg = from_params(DPOStepConfig, a.params["dpo"], "train.dpo")
         steps = cfg.early_steps if method.name == "dpo_early" else cfg.steps
-        history = train_dpo(a.policy, a.params["sft_policy"], rows, cfg, steps, a.out)
+        history = train_dpo(a.policy, a.params["sft_policy"], rows, cfg, steps, a.out, ckpt)
     else:
         raise InputError(f"method {a.method!r} is not trained")
+    if not distributed.is_main():
+        return
     write_log_history(history, Path(a.out) / "train_log.csv")
     write_json(Path(a.out) / "train_summary.json", {"method": a.method, "seconds": round(time.time() - t0, 1),
                                                       "steps": len([h for h in history if "loss" in h])})
@@ -154,8 +163,8 @@ def step_generate(a) -> None:
 
 
 def step_evaluate(a) -> None:
-    """Reward, alignment score, log-likelihood curve, repetition and diversity of one run's
-    generations (or of the demonstrations)."""
+    """Reward, alignment score, log-likelihood curve, repetition, diversity, LLM-judge scores and
+    MAUVE of one run's generations (or of the demonstrations)."""
     import numpy as np
     import pandas as pd
 
@@ -201,6 +210,11 @@ def step_evaluate(a) -> None:
     row["alignment_two"] = (row["alignment"] + row["alignment_length"]) / 2
     if "vader_success" in p.get("proxies", []):
         row["success_vader"] = M.vader_success(texts)
+    if p.get("judge"):
+        row.update(_judge(a, p["judge"], rm["device"], gens, scored))
+    if p.get("mauve"):  # the demonstrations against themselves would be trivially 1: left empty
+        row["mauve"] = _mauve(a, p["mauve"], rm["device"], [d["demo"] for d in demos], completions) \
+            if a.generations else float("nan")
     log.info("%s", json.dumps(row))
     write_jsonl(a.scored, scored)
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +222,43 @@ def step_evaluate(a) -> None:
     pd.DataFrame(M.position_curve(token_lps, p.get("position_window", 8))).assign(
         task=p["task"], method=a.method, seed=a.seed).to_csv(a.curve, index=False)
     write_provenance(a.metrics, p)
+
+
+def _judge(a, params: dict, device: str, gens: list[dict], scored: list[dict]) -> dict[str, float]:
+    """The LLM judge's scores of one run (rcfd/judge.py); each judged sample's soft score per
+    question is added to its scored row (judge_<question>)."""
+    from . import judge as J
+
+    cfg = from_params(J.JudgeConfig, {**params, "device": device}, "evaluate.judge")
+    if a.judge in (None, "none"):
+        raise InputError("evaluate.judge is configured but no --judge model was given")
+    t0 = time.time()
+    train = [r for r in read_jsonl(a.data) if r["split"] == "train"]
+    if cfg.example_index >= len(train):
+        raise InputError(f"evaluate.judge.example_index {cfg.example_index}: {a.data} has {len(train)} training prompts")
+    keep = J.judged_indices(gens, cfg.max_samples)
+    soft = J.judge_samples(J.Judge(a.judge, cfg), [gens[i] for i in keep], train[cfg.example_index])
+    for name, s in soft.items():
+        for i, v in zip(keep, s):
+            scored[i][f"judge_{name}"] = float(v)
+    log.info("judge: %d samples x %d questions in %.1fs", len(keep), len(soft), time.time() - t0)
+    return {**J.summarise(soft), "n_judged": len(keep)}
+
+
+def _mauve(a, params: dict, device: str, demos: list[str], completions: list[str]) -> float:
+    """MAUVE between the completions and the demonstrations, on the local encoder's features."""
+    from . import metrics as M
+    from .utils import pick_device
+
+    cfg = from_params(M.MauveConfig, {**params, "device": device}, "evaluate.mauve")
+    if a.features in (None, "none"):
+        raise InputError("evaluate.mauve is configured but no --features model was given")
+    t0 = time.time()
+    feats = [M.sentence_features(a.features, texts, cfg.batch_size, cfg.max_length, pick_device(cfg.device))
+             for texts in (demos, completions)]
+    score = M.mauve_score(*feats, cfg)
+    log.info("mauve: %d demonstrations vs %d completions in %.1fs", len(demos), len(completions), time.time() - t0)
+    return score
 
 
 def step_table(a) -> None:
@@ -218,10 +269,48 @@ def step_table(a) -> None:
     if name not in TABLES:
         raise InputError(f"table {name!r}: expected one of {sorted(TABLES)}")
     cfg = TABLES[name]
-    table = build_table(load_metrics(a.metrics), cfg)
-    paths = write_table(table, a.out, cfg.caption)
+    table = build_table(load_metrics(a.metrics), cfg, a.params.get("labels"))
+    paths = write_table(table, a.out, cfg.caption, cfg.decimals)
     log.info("\n%s", table.to_string(index=False))
     write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"), benchmarks=_benchmarks(a.benchmarks))
+
+
+def step_comparison(a) -> None:
+    """This run's numbers next to the paper's, for the tables `params.tables` (their tasks' metrics)."""
+    from .provenance import write_provenance
+    from .tables import comparison, load_metrics, write_table
+
+    table = comparison(load_metrics(a.metrics), a.params["tables"], a.params.get("labels"))
+    caption = ("This run next to the paper (arXiv 2404.19409; LLaMA-2-7B / Alpaca-7B policies, chat-Llama-70B "
+               "judge), per reproduced table, method and the paper's metric; 'measured as' is the column of this "
+               "run's table (small models: compare shapes, not absolute values; proxies are named as such)")
+    paths = write_table(table, a.out, caption)
+    log.info("\n%s", table.to_string(index=False))
+    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+
+
+def step_appendix(a) -> None:
+    """The alignment-estimator sensitivity table (rcfd.tables.APPENDIX) from every run's scored
+    samples; --metrics are the same runs' metrics files (in the same order: they give the task)."""
+    import pandas as pd
+
+    from .provenance import write_provenance
+    from .tables import APPENDIX, alignment_sensitivity, load_metrics, write_table
+
+    cfg = APPENDIX[a.params["name"]]
+    if len(a.scored) != len(a.metrics):
+        raise InputError(f"{len(a.scored)} scored files but {len(a.metrics)} metrics files")
+    frames = []
+    for scored, metrics in zip(a.scored, a.metrics):
+        (run,) = load_metrics([metrics]).to_dict("records")
+        rows = pd.DataFrame(read_jsonl(scored))
+        if set(rows["method"]) != {run["method"]} or set(rows["seed"]) != {run["seed"]}:
+            raise InputError(f"{scored} is not the run of {metrics}")
+        frames.append(rows.assign(task=run["task"]))
+    table = alignment_sensitivity(pd.concat(frames, ignore_index=True), a.params["alignment"], cfg)
+    paths = write_table(table, a.out, cfg.caption, cfg.decimals)
+    log.info("\n%s", table.to_string(index=False))
+    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
 def _benchmarks(folder: str | None) -> dict[str, float]:
@@ -251,6 +340,19 @@ def step_figure(a) -> None:
     write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
+def step_bench(a) -> None:
+    """GPU throughput of the RL step (rcfd/bench.py): generation, training phase and whole RLOO
+    steps, ours vs plain TRL. --shape tiny|smollm2-135m|llama2-7b, --use-case movies|wiki|summaries
+    (the paper's batch and lengths), --out folder (default results/bench); --params overrides the
+    other settings, e.g. {"prompts": 25, "prompt_tokens": 10, "new_tokens": 160, "generations": 2,
+    "warmup": 1, "steps": 3}."""
+    from .bench import BenchConfig, run_bench
+
+    p = dict(a.params)
+    p.update({k: getattr(a, k) for k in ("shape", "use_case") if getattr(a, k)})
+    run_bench(from_params(BenchConfig, p, "bench"), a.out or "results/bench")
+
+
 STEPS = {
     "fetch-data": (step_fetch_data, ["out", "downloads"]),
     "build-model": (step_build_model, ["out", "downloads", "corpus"]),
@@ -261,10 +363,13 @@ STEPS = {
     "score-demos": (step_score_demos, ["rm", "prompts", "out"]),
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
-    "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "data", "generations", "scored", "metrics",
-                                 "curve"]),
+    "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "judge", "features", "data", "generations",
+                                 "scored", "metrics", "curve"]),
     "table": (step_table, ["metrics+", "benchmarks", "out"]),
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
+    "comparison": (step_comparison, ["metrics+", "out"]),
+    "appendix": (step_appendix, ["scored+", "metrics+", "out"]),
+    "bench": (step_bench, ["shape", "use_case", "out"]),
 }
 
 
@@ -272,7 +377,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="rcfd", description=__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
     for name, (fn, args) in STEPS.items():
-        sp = sub.add_parser(name, help=fn.__doc__)
+        sp = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__)
         sp.add_argument("--params", type=json.loads, default={}, help="the step's settings, as JSON")
         sp.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
         for arg in args:
@@ -288,6 +393,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     setup_logging()
     a = parse_args(argv)
+    a.argv = sys.argv[1:] if argv is None else list(argv)
     if a.threads:
         import torch
 

@@ -43,6 +43,14 @@ def semantic_errors(config: dict) -> list[str]:
         rl = t.get("rl", {})
         if rl.get("num_generations", 2) < 2:
             errors.append(f"config key '{task}.rl.num_generations': RLOO needs at least 2 generations per prompt")
+        if t.get("policy", "policy") not in config["models"]:
+            errors.append(f"config key '{task}.policy': {t['policy']!r} is not a key of 'models' "
+                          f"({', '.join(config['models'])})")
+        for section in ("judge", "mauve"):
+            key = t.get("evaluate", {}).get(section, {}).get("model")
+            if key is not None and key not in config["models"]:
+                errors.append(f"config key '{task}.evaluate.{section}.model': {key!r} is not a key of 'models' "
+                              f"({', '.join(config['models'])})")
         betas = t.get("betas", [])
         if len(set(betas)) != len(betas):
             errors.append(f"config key '{task}.betas': duplicate values {betas}")

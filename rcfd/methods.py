@@ -52,6 +52,12 @@ class Method:
         return self.kind in ("sft", "rl", "dpo")
 
     @property
+    def length_block(self) -> bool:
+        """In the paper's length-reward block (Table 1, use case 3): R_alpha, two-reward RCfD and the
+        early-stopped DPO baseline shown beside them; their A averages the R_RM and length scores."""
+        return self.alpha > 0 or self.name in ("rcfd2", "dpo_early")
+
+    @property
     def generation_overrides(self) -> dict[str, float]:
         return dict(self.decoding)
 
@@ -89,6 +95,5 @@ def sort_key(name: str) -> tuple:
     """Table order (the paper's): demonstrations, base, decoding baselines, SFT, DPO, R beta ascending,
     RCfD; then the length-reward block: early-stopped DPO, R alpha ascending, two-reward RCfD."""
     m = parse_method(name)
-    two_rewards = m.alpha > 0 or m.name in ("rcfd2", "dpo_early")
     order = {"demonstrations": 0, "base": 1, "decoding": 2, "sft": 3, "dpo": 4, "rl": 5}[m.kind]
-    return (two_rewards, order, m.objective in ("rcfd", "rcfd2"), m.beta, m.alpha, m.decoding)
+    return (m.length_block, order, m.objective in ("rcfd", "rcfd2"), m.beta, m.alpha, m.decoding)

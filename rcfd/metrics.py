@@ -1,6 +1,7 @@
 """Evaluation metrics: alignment score A, average reward, diversity (distinct-n, self-BLEU),
-repetition within a text (seq-rep-n), log-likelihood as a function of position, and
-the judge proxies that replace the paper's 70B LLM judge at small scale (VADER success).
+repetition within a text (seq-rep-n), log-likelihood as a function of position, MAUVE between
+generations and demonstrations, and VADER success (a lexicon proxy of the judge's success question;
+the LLM judge itself is rcfd/judge.py).
 
 Alignment score (paper §4): A = KL(rho_demo || rho_policy), the forward KL from the distribution of
 the demonstrations' rewards to the distribution of the policy's rewards on the same held-out
@@ -118,3 +119,61 @@ def vader_success(texts: list[str], threshold: float = 0.05) -> float:
 
     analyzer = SentimentIntensityAnalyzer()
     return float(np.mean([analyzer.polarity_scores(t)["compound"] >= threshold for t in texts]))
+
+
+@dataclass
+class MauveConfig:
+    """MAUVE (Pillutla et al. 2021, `mauve-text`) on features computed here: mean-pooled hidden states
+    of a local sentence encoder (mauve's own text mode downloads gpt2-large). Fixed seed:
+    deterministic for given features."""
+
+    model: str = "reward_base"  # the `models` key of the encoder (the workflow passes its folder or hub id)
+    label: str = ""  # how tables name the features
+    num_buckets: int | str = "auto"  # k-means clusters; "auto" = min(n_p, n_q) / 10
+    explained_variance: float = 0.9  # PCA variance kept before k-means
+    kmeans_num_redo: int = 5
+    kmeans_max_iter: int = 500
+    scaling_factor: float = 5.0  # mauve's c
+    seed: int = 25  # mauve's default
+    batch_size: int = 64
+    max_length: int = 256
+    device: str = "auto"
+
+
+def sentence_features(path: str, texts: list[str], batch_size: int = 64, max_length: int = 256,
+                      device: str = "cpu") -> np.ndarray:
+    """Attention-masked mean of an encoder's last hidden states (sentence-transformers' pooling)."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModel.from_pretrained(path).to(device).eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            enc = tok(texts[i:i + batch_size], padding=True, truncation=True, max_length=max_length,
+                      return_tensors="pt").to(device)
+            hidden = model(**enc).last_hidden_state.float()
+            mask = enc["attention_mask"].unsqueeze(-1).float()
+            out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu().numpy())
+    return np.concatenate(out)
+
+
+def mauve_score(p_features: np.ndarray, q_features: np.ndarray, cfg: MauveConfig = MauveConfig()) -> float:
+    """MAUVE in (0, 1]: 1 when the two feature clouds fall into the same k-means buckets in the
+    same proportions, near 0 when they share none."""
+    import logging
+
+    import torch
+
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # not its tries of missing AVX builds
+    import faiss
+    import mauve
+
+    faiss.omp_set_num_threads(torch.get_num_threads())  # the job's --threads
+    out = mauve.compute_mauve(
+        p_features=np.asarray(p_features, np.float32), q_features=np.asarray(q_features, np.float32),
+        num_buckets=cfg.num_buckets, kmeans_explained_var=cfg.explained_variance,
+        kmeans_num_redo=cfg.kmeans_num_redo, kmeans_max_iter=cfg.kmeans_max_iter,
+        mauve_scaling_factor=cfg.scaling_factor, seed=cfg.seed, verbose=False)
+    return float(out.mauve)

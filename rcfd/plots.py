@@ -8,6 +8,11 @@ figure5  use case 1, decoding baselines of the base model: the same curve, and t
          of per-sequence log-likelihood
 figure4  use case 3: average R_RM against average length over the R_alpha sweep (the front), with
          the demonstrations' point and RCfD's (one and two rewards)
+
+With two or more seeds, what is summarised per method shows its spread over seeds as a 95%
+confidence interval of the mean (Student t, rcfd.tables.ci95): error bars on the judge-proxy
+bars and on the front's points, a shaded band around the log-likelihood curves and around each
+histogram's mean line. Histograms and densities pool the samples of every seed.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .methods import parse_method, sort_key  # noqa: E402
+from .tables import CI, ci95, summarise  # noqa: E402
 
 
 @dataclass
@@ -61,6 +67,9 @@ def reward_histograms(scored: pd.DataFrame, metrics: pd.DataFrame, prefix: str |
         sns.histplot(r, color=palette[0], alpha=0.5, label=parse_method(m).label, **kw)
         ax.axvline(demos.mean(), color=palette[7], ls="--", lw=1)
         ax.axvline(r.mean(), color=palette[0], ls="--", lw=1)
+        half = ci95(scored[scored["method"] == m].groupby("seed")["reward"].mean())  # NaN: one seed
+        if half > 0:
+            ax.axvspan(r.mean() - half, r.mean() + half, color=palette[0], alpha=0.15, lw=0)
         ax.set_title(parse_method(m).label, fontsize=9)
         ax.set_xlabel("reward")
     axes[0][0].legend(fontsize=7, loc="upper left")
@@ -81,14 +90,18 @@ def _save(fig, prefix: str | Path, cfg: FigureConfig) -> list[Path]:
 
 def _curve_panel(ax, curves: pd.DataFrame, methods: list[str], train_tokens: int | None) -> None:
     """Mean log-likelihood per token against generated position, one line per method (mean over
-    seeds), the human text dashed; a dotted line at the RL training length."""
+    seeds, a band of the 95% CI over seeds where there are several), the human text dashed; a
+    dotted line at the RL training length."""
     palette = sns.color_palette("colorblind")
     for i, m in enumerate(methods):
-        c = curves[curves["method"] == m].groupby("start", as_index=False)[["end", "mean_logprob"]].mean()
+        c = summarise(curves[curves["method"] == m], "start", ["end", "mean_logprob"]).sort_index()
         human = m == HUMAN
-        ax.plot((c["start"] + c["end"]) / 2, c["mean_logprob"], marker="" if human else ".",
-                ls="--" if human else "-", color="black" if human else palette[i],
+        x, color = (c.index + c["end"]) / 2, "black" if human else palette[i]
+        ax.plot(x, c["mean_logprob"], marker="" if human else ".", ls="--" if human else "-", color=color,
                 label="human" if human else parse_method(m).label)
+        if c["mean_logprob" + CI].notna().any():
+            half = c["mean_logprob" + CI].fillna(0)
+            ax.fill_between(x, c["mean_logprob"] - half, c["mean_logprob"] + half, color=color, alpha=0.15, lw=0)
     if train_tokens:
         ax.axvline(train_tokens, color="grey", ls=":", lw=1)
         ax.annotate("training length", (train_tokens, 0.02), xycoords=("data", "axes fraction"),
@@ -134,9 +147,12 @@ def decoding_baselines(curves: pd.DataFrame, scored: pd.DataFrame, prefix: str |
 
 
 def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = STYLE, **_) -> list[Path]:
-    """Figure 4: (length, R_RM) per method, mean over seeds. The R_alpha sweep (with R beta=0 as
-    alpha = 0) is joined as the front; every other method is a labelled point."""
-    means = metrics.groupby("method")[["mean_tokens", "avg_reward"]].mean()
+    """Figure 4: (length, R_RM) per method, mean over seeds (error bars: 95% CI over seeds, where
+    there are several). The R_alpha sweep (with R beta=0 as alpha = 0) is joined as the front;
+    every other method is a labelled point."""
+    cols = ["mean_tokens", "avg_reward"]
+    stats = summarise(metrics, "method", cols)
+    means = stats[cols]
     front = sorted((m for m in means.index if m == "beta0" or parse_method(m).alpha > 0),
                    key=lambda m: parse_method(m).alpha)
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -152,6 +168,9 @@ def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = 
         ax.scatter(*means.loc[m, ["mean_tokens", "avg_reward"]], marker="*" if human else "s",
                    s=160 if human else 50, color="black" if human else palette[(i + 1) % len(palette)],
                    label=parse_method(m).label, zorder=3)
+    if stats[[c + CI for c in cols]].notna().any().any():
+        ax.errorbar(stats["mean_tokens"], stats["avg_reward"], xerr=stats["mean_tokens" + CI].fillna(0),
+                    yerr=stats["avg_reward" + CI].fillna(0), fmt="none", ecolor="grey", elinewidth=1, capsize=2, zorder=2)
     ax.set_xlabel("average length (policy tokens)")
     ax.set_ylabel("average R_RM")
     ax.legend(fontsize=7)
@@ -165,11 +184,12 @@ FIGURES = {"figure3": reward_histograms, "figure2": loglik_curves, "figure5": de
 
 def _judge_bars(fig, grid, metrics: pd.DataFrame, methods: list[str], palette) -> None:
     half = max(len(methods), 2) // 2
-    means = metrics.groupby("method")[list(JUDGE_PROXIES)].mean()
+    means = summarise(metrics, "method", list(JUDGE_PROXIES))
     for i, (col, label) in enumerate(JUDGE_PROXIES.items()):
         ax = fig.add_subplot(grid[1, i * half:(i + 1) * half])
-        values = [means.loc[m, col] for m in methods]
-        ax.bar([parse_method(m).label for m in methods], values, color=palette[0], alpha=0.7)
+        values, spread = [means.loc[m, col] for m in methods], [means.loc[m, col + CI] for m in methods]
+        errors = dict(yerr=[0 if e != e else e for e in spread], capsize=3) if any(e == e for e in spread) else {}
+        ax.bar([parse_method(m).label for m in methods], values, color=palette[0], alpha=0.7, **errors)
         if "demonstrations" in means.index:
             ax.axhline(means.loc["demonstrations", col], color=palette[7], ls="--", lw=1, label="demonstrations")
             ax.legend(fontsize=7)

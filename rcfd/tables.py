@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
+from itertools import product
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .methods import parse_method, sort_key
 from .utils import InputError
+
+CI = "_ci95"  # suffix of a column holding the 95% CI half-width of the column it follows
+CI_NOTE = (" Values: mean ± half-width of the 95% confidence interval of the mean over seeds (Student t, "
+           "n−1 degrees of freedom for n seeds); a value without ± comes from a single seed.")
+HUMAN = "demonstrations"
 
 
 @dataclass
@@ -16,31 +24,70 @@ class TableConfig:
     name: str = "table6"
     task: str = "movies"
     caption: str = ""
-    # metric column -> header, in order (the paper's columns first, then what the project adds)
+    # metric column -> header, in order (the paper's columns first, then what the project adds);
+    # {judge} and {mauve} in a header are filled with the config's labels (evaluate.judge.label, ...)
     columns: dict = field(default_factory=dict)
     decimals: int = 2
+    # the paper's columns (rcfd/paper/<name>.csv) -> this run's metric columns that measure them, best
+    # first (the first one among `columns` is used); a proxy's header says what it is
+    paper: dict = field(default_factory=dict)
+    # overrides of `paper` for the length-reward block (Method.length_block), where the paper's A
+    # averages the R_RM and length scores
+    paper_length_block: dict = field(default_factory=dict)
+    # columns that runs evaluated without a judge or MAUVE (older runs, configs without them) lack:
+    # left out when no run has them, empty for the runs that lack them
+    optional: tuple = ()
 
+    @property
+    def title(self) -> str:
+        """The paper table's name, e.g. 'Table 6' (how the caption starts)."""
+        return self.caption.split(" (")[0]
+
+
+JUDGE_NOTE = ("Judge columns: fraction of samples the LLM judge answers Yes; Δ_demo = Σ over the judge questions "
+              "of |judge score − the demonstrations' judge score| (the paper's chat-Llama-70B judge; at default "
+              "scale a weak 135M proxy). MAUVE: generations vs demonstrations on local sentence-encoder features.")
+OPTIONAL = ("judge_success", "judge_naturalness", "judge_factuality", "judge_verbosity", "delta_demo", "mauve")
+DEFAULT_LABELS = {"judge": "LLM judge", "mauve": "features"}
 
 TABLES = {
     "table6": TableConfig(
         name="table6", task="movies",
-        caption="Table 6 (movie reviews): alignment score A, average reward, judge proxies, length and diversity",
-        columns={"alignment": "A ↓", "avg_reward": "avg R", "success_vader": "success (VADER)",
-                 "loglik_base": "naturalness (log-lik)", "mean_tokens": "length",
-                 "distinct_2": "distinct-2", "self_bleu": "self-BLEU"}),
+        caption="Table 6 (movie reviews): alignment score A, average reward, LLM-judge scores, judge proxies, "
+                "Δ_demo, MAUVE, length and diversity. " + JUDGE_NOTE,
+        columns={"alignment": "A ↓", "avg_reward": "avg R", "judge_success": "success ({judge})",
+                 "judge_naturalness": "naturalness ({judge})", "success_vader": "success (VADER)",
+                 "loglik_base": "naturalness (log-lik)", "delta_demo": "Δ_demo ↓ ({judge})",
+                 "mauve": "MAUVE ({mauve})", "mean_tokens": "length", "distinct_2": "distinct-2",
+                 "self_bleu": "self-BLEU"},
+        optional=OPTIONAL,
+        paper={"alignment": ("alignment",), "avg_reward": ("avg_reward",),
+               "success": ("judge_success", "success_vader"), "naturalness": ("judge_naturalness", "loglik_base")}),
     "table5": TableConfig(
         name="table5", task="wiki",
         caption="Table 5 (Wikipedia, reward = average log-likelihood under the initial model): alignment score A "
-                "of the log-likelihood distributions, average log-likelihood, repetition and diversity, "
-                "generations of the evaluation length",
-        columns={"alignment": "A ↓", "avg_reward": "log-lik", "seq_rep_4": "seq-rep-4 ↓ (naturalness proxy)",
-                 "mean_tokens": "length", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"}),
+                "of the log-likelihood distributions, average log-likelihood, LLM-judge naturalness, repetition, "
+                "MAUVE and diversity, generations of the evaluation length. " + JUDGE_NOTE,
+        columns={"alignment": "A ↓", "avg_reward": "log-lik", "judge_naturalness": "naturalness ({judge})",
+                 "seq_rep_4": "seq-rep-4 ↓ (naturalness proxy)", "mauve": "MAUVE ({mauve})",
+                 "mean_tokens": "length", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"},
+        optional=OPTIONAL,
+        paper={"alignment": ("alignment",), "loglik": ("avg_reward",),
+               "naturalness": ("judge_naturalness", "seq_rep_4")}),
     "table1": TableConfig(
         name="table1", task="summaries",
         caption="Table 1 (summarisation): preference reward R_RM, length (policy tokens), alignment score A of the "
-                "R_RM distribution, A averaged over R_RM and length (the paper's A with two rewards), diversity",
+                "R_RM distribution, Δ_demo over the four judge questions, A averaged over R_RM and length (the "
+                "paper's A with two rewards), the judge scores, MAUVE, diversity. " + JUDGE_NOTE,
         columns={"avg_reward": "R_RM", "mean_tokens": "length", "alignment": "A ↓",
-                 "alignment_two": "A (R_RM, length) ↓", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"}),
+                 "delta_demo": "Δ_demo ↓ ({judge})", "alignment_two": "A (R_RM, length) ↓",
+                 "judge_success": "success ({judge})", "judge_factuality": "factuality ({judge})",
+                 "judge_naturalness": "naturalness ({judge})", "judge_verbosity": "verbosity ({judge})",
+                 "mauve": "MAUVE ({mauve})", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"},
+        optional=OPTIONAL,
+        paper={"avg_reward": ("avg_reward",), "length": ("mean_tokens",), "alignment": ("alignment",),
+               "delta_demo": ("delta_demo",)},
+        paper_length_block={"alignment": ("alignment_two",)}),
 }
 
 
@@ -57,19 +104,84 @@ def load_metrics(paths: list[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def build_table(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
-    """Mean over seeds per method, in the paper's row order; one column per configured metric."""
-    df = metrics[metrics["task"] == cfg.task]
-    missing = [c for c in cfg.columns if c not in df.columns]
+def ci95(values) -> float:
+    """Half-width of the two-sided 95% confidence interval of the mean of `values` (Student t,
+    n−1 degrees of freedom: t_{0.975, n−1} · s / √n); NaN with fewer than two finite values."""
+    from scipy.stats import t
+
+    x = np.asarray(values, float)
+    x = x[np.isfinite(x)]
+    if x.size < 2:
+        return float("nan")
+    return float(t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+
+
+def summarise(frame: pd.DataFrame, by, columns: list[str]) -> pd.DataFrame:
+    """Mean of `columns` per group of `by` (over seeds), each followed by `<column>_ci95` (NaN
+    where a group has one seed)."""
+    grouped = frame.groupby(by, sort=False)[columns]
+    means, cis = grouped.mean(), grouped.agg(ci95)
+    return pd.concat([means, cis.add_suffix(CI)], axis=1)[[c + s for c in columns for s in ("", CI)]]
+
+
+def with_delta_demo(df: pd.DataFrame) -> pd.DataFrame:
+    """Adds Δ_demo to every run of a task (rcfd.judge.delta_demo against the demonstrations' judge
+    scores, over the task's judge questions); the demonstrations' own is left empty, as in the paper."""
+    from .judge import delta_demo, question_columns
+
+    questions = question_columns(df.columns)
+    is_demo = df["method"] == "demonstrations"
+    if not questions or not is_demo.any():
+        return df
+    demos = df.loc[is_demo, questions].mean()
+    delta = df.apply(lambda run: delta_demo(run, demos, questions), axis=1)
+    return df.assign(delta_demo=delta.where(~is_demo))
+
+
+def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
+    """A table's numbers per method name (index, the paper's row order): the mean over seeds of
+    each configured metric column the runs have (an optional one no run has is left out) and, when
+    some method ran with two or more seeds, its 95% CI half-width beside it (`<column>_ci95`); then
+    `seeds`. Rounded to the table's decimals."""
+    df = with_delta_demo(metrics[metrics["task"] == cfg.task])
+    missing = [c for c in cfg.columns if c not in df.columns and c not in cfg.optional]
     if missing:
         raise InputError(f"{cfg.name}: metrics lack column(s) {missing}")
-    grouped = df.groupby("method")
-    table = grouped[list(cfg.columns)].mean()
-    table["seeds"] = grouped["seed"].nunique()
-    table = table.loc[sorted(table.index, key=sort_key)]
+    columns = [c for c in cfg.columns if c in df.columns]
+    seeds = df.groupby("method")["seed"].nunique()
+    table = summarise(df, "method", columns)
+    if seeds.max() < 2:  # one seed: no CI columns (the tables look as they always did)
+        table = table[columns]
+    table["seeds"] = seeds
+    return table.loc[sorted(table.index, key=sort_key)].round(cfg.decimals)
+
+
+def headers(cfg: TableConfig, labels: dict | None = None) -> dict:
+    """Metric column -> header, with the config's judge / MAUVE labels filled in."""
+    labels = {**DEFAULT_LABELS, **{k: v for k, v in (labels or {}).items() if v}}
+    return {c: h.format(**labels) for c, h in cfg.columns.items()}
+
+
+def build_table(metrics: pd.DataFrame, cfg: TableConfig, labels: dict | None = None) -> pd.DataFrame:
+    """The table as written: `summary` with method labels and the configured headers
+    (`<header>_ci95` for the CI columns)."""
+    table = summary(metrics, cfg)
     table.insert(0, "method", [parse_method(m).label for m in table.index])
-    table = table.reset_index(drop=True).rename(columns=cfg.columns)
-    return table.round(cfg.decimals)
+    names = headers(cfg, labels)
+    return table.reset_index(drop=True).rename(columns={**names, **{c + CI: h + CI for c, h in names.items()}})
+
+
+def with_ci(table: pd.DataFrame, decimals: int = 2) -> pd.DataFrame:
+    """For display: every column followed by `<column>_ci95` becomes "mean ± ci" text (just the mean
+    where the CI is NaN); a table without CI columns is returned as it is."""
+    cis = [c for c in table.columns if c.endswith(CI) and c[:-len(CI)] in table.columns]
+    if not cis:
+        return table
+    out = table.drop(columns=cis)
+    for c in cis:
+        col = c[:-len(CI)]
+        out[col] = [f"{m:.{decimals}f}" + (f" ± {h:.{decimals}f}" if h == h else "") for m, h in zip(table[col], table[c])]
+    return out
 
 
 def paper_block(name: str) -> str:
@@ -84,12 +196,105 @@ def paper_block(name: str) -> str:
             f"LLM judge; not comparable in absolute terms):\n\n{paper.to_markdown(index=False)}\n")
 
 
-def write_table(table: pd.DataFrame, prefix: str | Path, caption: str) -> list[Path]:
+def write_table(table: pd.DataFrame, prefix: str | Path, caption: str, decimals: int = 2) -> list[Path]:
+    """<prefix>.csv (numbers: means, and `_ci95` half-widths when there are seeds to spread over),
+    .md and .tex (the same, "mean ± ci", the caption saying so)."""
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = [prefix.with_suffix(s) for s in (".csv", ".md", ".tex")]
     table.to_csv(paths[0], index=False)
-    md = f"{caption}\n\n{table.to_markdown(index=False)}\n{paper_block(prefix.name)}"
+    shown = with_ci(table, decimals)
+    if shown is not table:
+        caption = caption.rstrip(".") + "." + CI_NOTE
+    md = f"{caption}\n\n{shown.to_markdown(index=False)}\n{paper_block(prefix.name)}"
     paths[1].write_text(md, encoding="utf-8")
-    paths[2].write_text(table.to_latex(index=False, caption=caption, float_format="%.2f"), encoding="utf-8")
+    paths[2].write_text(shown.to_latex(index=False, caption=caption, float_format=f"%.{decimals}f"), encoding="utf-8")
     return paths
+
+
+
+def comparison(metrics: pd.DataFrame, names: list[str], labels: dict | None = None) -> pd.DataFrame:
+    """This run's numbers next to the paper's (rcfd/paper/<name>.csv), one row per (paper table,
+    method, paper metric), for the tables `names`.
+
+    Rows: every method of the paper's table or of this run's (the side that lacks one gets NaN),
+    in the paper's row order; 'this run' is the number of this run's table (`summary`: mean over
+    seeds, `this run_ci95` beside it when there were seeds); 'measured as' is the header of the
+    column it comes from (a proxy says so), 'not measured' when this run has none."""
+    from .paper import paper_table
+
+    rows = []
+    for name in names:
+        cfg, paper = TABLES[name], paper_table(name)
+        if paper is None:
+            continue
+        ours, paper = summary(metrics, cfg), paper.set_index("method")
+        for method in sorted(set(paper.index) | set(ours.index), key=sort_key):
+            m = parse_method(method)
+            for metric, candidates in {**cfg.paper, **(cfg.paper_length_block if m.length_block else {})}.items():
+                col = next((c for c in candidates if c in ours.columns), None)
+                here = col is not None and method in ours.index
+                rows.append({"table": cfg.title, "method": m.label, "metric": metric,
+                             "paper": paper.at[method, metric] if method in paper.index else np.nan,
+                             "this run": ours.at[method, col] if here else np.nan,
+                             "this run" + CI: ours.at[method, col + CI] if here and col + CI in ours else np.nan,
+                             "measured as": headers(cfg, labels)[col] if col else "not measured"})
+    frame = pd.DataFrame(rows, columns=["table", "method", "metric", "paper", "this run", "this run" + CI,
+                                        "measured as"])
+    return frame if frame["this run" + CI].notna().any() else frame.drop(columns="this run" + CI)
+
+
+@dataclass
+class SensitivityConfig:
+    """The appendix table of the alignment estimator's sensitivity: A recomputed from every run's
+    per-sample rewards on a grid of histogram settings (rcfd.metrics.AlignmentConfig)."""
+    name: str = "appendix_alignment"
+    caption: str = ""
+    bins: tuple = (10, 20, 40)
+    smoothing: tuple = (0.1, 0.5, 1.0)
+    decimals: int = 3
+
+
+APPENDIX = {
+    "appendix_alignment": SensitivityConfig(
+        caption="Appendix: sensitivity of the alignment score A = KL(ρ_demo ‖ ρ_π) to its density estimator "
+                "(histogram with `bins` equal-width bins, `smoothing` pseudo-counts per bin; the paper does not "
+                "state its estimator). Columns: bins/smoothing; cells: A of each method from its scored samples' "
+                "reward (R_RM for the summaries, without the length reward) against the demonstrations', mean "
+                "over seeds; 'configured' is the task's own estimator (its A is the tables'). Last rows per "
+                "task: Spearman ρ and Kendall τ between the methods' ranking by A in that column and under "
+                "the configured estimator (1 = same ranking)."),
+}
+
+
+def alignment_sensitivity(scored: pd.DataFrame, configured: dict, cfg: SensitivityConfig) -> pd.DataFrame:
+    """scored: one row per sample (task, method, seed, reward), the demonstrations included;
+    configured: task -> {bins, smoothing} (the task's AlignmentConfig). One row per (task, method
+    but the demonstrations) with A per estimator column "bins/smoothing", then the rank
+    correlations of each column with the configured estimator's ranking."""
+    from scipy.stats import kendalltau, spearmanr
+
+    from .metrics import AlignmentConfig, alignment_score
+
+    scored = scored.dropna(subset=["reward"])
+    rows = []
+    for task, frame in scored.groupby("task", sort=False):
+        conf = AlignmentConfig(**configured[task])
+        grid = [AlignmentConfig(b, s) for b, s in product(cfg.bins, cfg.smoothing)]
+        grid += [conf] if conf not in grid else []
+        demos = frame.loc[frame["method"] == HUMAN, "reward"]
+        runs = frame[frame["method"] != HUMAN].groupby(["method", "seed"])["reward"]
+        a = pd.DataFrame({f"{g.bins}/{g.smoothing:g}": runs.agg(lambda r: alignment_score(demos, r, g))
+                          for g in grid}).groupby("method").mean()
+        a = a.loc[sorted(a.index, key=sort_key)]
+        ref = a[f"{conf.bins}/{conf.smoothing:g}"]
+        with warnings.catch_warnings():  # a constant column (ties everywhere) gives NaN, said as such
+            warnings.simplefilter("ignore")
+            corr = pd.DataFrame({c: [f(ref, a[c])[0] if len(a) > 1 else np.nan for f in (spearmanr, kendalltau)]
+                                 for c in a.columns}, index=["Spearman ρ vs configured", "Kendall τ vs configured"])
+        block = pd.concat([a.set_axis([parse_method(m).label for m in a.index]), corr])
+        block.insert(0, "configured", f"{conf.bins}/{conf.smoothing:g}")
+        rows.append(block.rename_axis("method").reset_index().assign(task=task))
+    table = pd.concat(rows, ignore_index=True)
+    front = ["task", "method", "configured"]
+    return table[front + [c for c in table.columns if c not in front]].round(cfg.decimals)

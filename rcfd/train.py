@@ -8,11 +8,15 @@ for R and RCfD), normalises per batch and takes a clipped policy-gradient step o
 from __future__ import annotations
 
 import csv
+import os
+import shutil
+import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from transformers import TrainerCallback
 
 from .models import LoraSettings, load_tokenizer
 from .rewards import ClassifierReward, RewardModelConfig, make_reward_func
@@ -122,12 +126,84 @@ def _train_encoder(base, rows, cfg: RewardTrainConfig, out, num_labels, loss, ac
     return metrics
 
 
+# --------------------------------------------------------------------------- checkpoints
+@dataclass
+class Checkpoints:
+    """Resumable training: a folder beside the step's output (Snakemake deletes an interrupted
+    job's output before rerunning it, not this folder), tagged with the run's fingerprint so that a
+    rerun with other settings starts afresh instead of resuming another run's state."""
+
+    dir: Path
+    fingerprint: str = ""
+
+    def claim(self) -> None:
+        """Drop checkpoints left by other settings and tag the folder as this run's (once, before
+        any training process starts)."""
+        tag = self.dir / "fingerprint.txt"
+        if self.dir.exists() and (not tag.exists() or tag.read_text() != self.fingerprint):
+            log.info("checkpoints in %s are from other settings: starting afresh", self.dir)
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tag.write_text(self.fingerprint)
+
+    def last(self) -> str | None:
+        """This run's last complete checkpoint, if an earlier attempt left one."""
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(self.dir)) if self.dir.is_dir() else None
+        if last:
+            log.info("resuming from %s", last)
+        return last
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class KillAfterSave(TrainerCallback):
+    """Fault injection for the preemption test: SIGKILL this process (no cleanup, as a node loss or
+    `scancel` would) right after the checkpoint of step $RCFD_KILL_AFTER_STEP is saved."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _callbacks() -> list:
+    step = os.environ.get("RCFD_KILL_AFTER_STEP")
+    return [KillAfterSave(int(step))] if step else []
+
+
+def _checkpoints(ckpt: Checkpoints | None, out: Path) -> Checkpoints:
+    """The step's checkpoints (claimed by the caller), or an unnamed run's beside `out`."""
+    if ckpt is None:
+        ckpt = Checkpoints(out.with_name("checkpoints"))
+        ckpt.claim()
+    return ckpt
+
+
+def _fit(trainer, ckpt: Checkpoints, save) -> list[dict]:
+    """Train (resuming from this run's last checkpoint, if any), `save(trainer)` the policy, then
+    drop the checkpoints (the main process, once every process is done)."""
+    trainer.train(resume_from_checkpoint=ckpt.last())
+    save(trainer)
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        ckpt.clear()
+    return trainer.state.log_history
+
+
 # --------------------------------------------------------------------------- RL (RLOO)
 @dataclass
 class LoraTraining:
     """What every LoRA policy-training step shares."""
 
     lora: LoraSettings = field(default_factory=LoraSettings)
+    gradient_checkpointing: bool = True  # TRL's default: recompute activations in backward, memory for time
+    checkpoint_steps: int = 0  # save a resumable checkpoint every N optimizer steps (0: never)
+    processes: int = 1  # data-parallel processes, one per GPU (rcfd.distributed); batches stay global
     seed: int = 0
     device: str = "auto"
 
@@ -153,36 +229,56 @@ class RLConfig(LoraTraining):
     logging_steps: int = 1
 
 
-def _trainer_common(cfg, out: Path, device: str) -> dict:
+def per_process(batch: int, key: str) -> int:
+    """A global batch split over the data-parallel processes (the config's batches are global, so a
+    run keeps its batch whatever the number of GPUs)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if batch % world:
+        raise InputError(f"config key '{key}': its batch of {batch} does not split over {world} processes")
+    return batch // world
+
+
+def _trainer_common(cfg, ckpt: Checkpoints, device: str) -> dict:
     return dict(
-        output_dir=str(out / "trainer"), report_to="none", save_strategy="no", seed=cfg.seed,
-        data_seed=cfg.seed, logging_steps=cfg.logging_steps, bf16=device.startswith("cuda"),
-        use_cpu=not device.startswith("cuda"), dataloader_num_workers=0, disable_tqdm=False,
+        output_dir=str(ckpt.dir), report_to="none", seed=cfg.seed, data_seed=cfg.seed,
+        save_strategy="steps" if cfg.checkpoint_steps else "no", save_steps=cfg.checkpoint_steps or 500,
+        save_total_limit=2,  # the last two: a kill while saving the newest leaves the one before
+        gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
+        bf16=device.startswith("cuda"), use_cpu=not device.startswith("cuda"), dataloader_num_workers=0,
+        disable_tqdm=False,
     )
 
 
 def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm, cfg: RLConfig, out: str | Path,
-             alpha: float = 0.0) -> list[dict]:
+             alpha: float = 0.0, ckpt: Checkpoints | None = None) -> list[dict]:
     """Train a LoRA policy with RLOO on `objective` ("reward", "rcfd" or "rcfd2", see
     rewards.make_reward_func), KL weight `beta` and length-reward weight `alpha`."""
-    from datasets import Dataset
     from transformers import AutoModelForCausalLM
-    from trl import RLOOConfig, RLOOTrainer
 
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
     out = Path(out)
-    tok = load_tokenizer(policy)
-    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(device))
+    ckpt = _checkpoints(ckpt, out)
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(pick_device(cfg.device)))
+    trainer = rl_trainer(model, load_tokenizer(policy), rows, objective, beta, rm, cfg, ckpt, alpha)
+    return _fit(trainer, ckpt, lambda t: t.save_model(str(out)))
+
+
+def rl_trainer(model, tok, rows: list[dict], objective: str, beta: float, rm, cfg: RLConfig, ckpt: Checkpoints,
+               alpha: float = 0.0):
+    """The RLOO trainer of `train_rl`, for a model already in memory (the benchmark times it)."""
+    from datasets import Dataset
+    from trl import RLOOConfig, RLOOTrainer
+
+    device = pick_device(cfg.device)
     columns = {"prompt": [r["prompt"] for r in rows]}
     if objective in ("rcfd", "rcfd2"):
         columns["demo_reward"] = [float(r["demo_reward"]) for r in rows]
     if objective == "rcfd2":
         columns["demo_tokens"] = [int(r["demo_tokens"]) for r in rows]
     args = RLOOConfig(
-        **_trainer_common(cfg, out, device),
+        **_trainer_common(cfg, ckpt, device),
         max_steps=cfg.steps,
-        per_device_train_batch_size=cfg.prompts_per_step * cfg.num_generations,
+        per_device_train_batch_size=per_process(cfg.prompts_per_step * cfg.num_generations, "rl.prompts_per_step"),
         gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         num_generations=cfg.num_generations,
         learning_rate=cfg.learning_rate,
@@ -196,14 +292,11 @@ def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm, cfg
         max_grad_norm=cfg.max_grad_norm,
         lr_scheduler_type="constant",
     )
-    trainer = RLOOTrainer(
+    return RLOOTrainer(
         model=model, reward_funcs=make_reward_func(objective, rm, alpha), args=args,
         train_dataset=Dataset.from_dict(columns), processing_class=tok,
-        peft_config=cfg.lora.peft_config(),
+        peft_config=cfg.lora.peft_config(), callbacks=_callbacks(),
     )
-    trainer.train()
-    trainer.save_model(str(out))
-    return trainer.state.log_history
 
 
 # --------------------------------------------------------------------------- SFT
@@ -216,7 +309,8 @@ class SFTStepConfig(LoraTraining):
     logging_steps: int = 5
 
 
-def train_sft(policy: str, rows: list[dict], cfg: SFTStepConfig, out: str | Path) -> list[dict]:
+def train_sft(policy: str, rows: list[dict], cfg: SFTStepConfig, out: str | Path,
+              ckpt: Checkpoints | None = None) -> list[dict]:
     """Supervised fine-tuning on the demonstrations (loss on the demonstration tokens only)."""
     from datasets import Dataset
     from transformers import AutoModelForCausalLM
@@ -225,19 +319,18 @@ def train_sft(policy: str, rows: list[dict], cfg: SFTStepConfig, out: str | Path
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     out = Path(out)
+    ckpt = _checkpoints(ckpt, out)
     tok = load_tokenizer(policy, padding_side="right")
     model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(device))
     data = Dataset.from_dict({"prompt": [r["prompt"] for r in rows], "completion": [r["demo"] for r in rows]})
     args = SFTConfig(
-        **_trainer_common(cfg, out, device), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        **_trainer_common(cfg, ckpt, device), max_steps=cfg.steps, per_device_train_batch_size=per_process(cfg.batch_size, "batch_size"),
         learning_rate=cfg.learning_rate, max_length=cfg.max_length, completion_only_loss=True,
         lr_scheduler_type="constant",
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
-                         peft_config=cfg.lora.peft_config())
-    trainer.train()
-    trainer.save_model(str(out))
-    return trainer.state.log_history
+                         peft_config=cfg.lora.peft_config(), callbacks=_callbacks())
+    return _fit(trainer, ckpt, lambda t: t.save_model(str(out)))
 
 
 # --------------------------------------------------------------------------- DPO
@@ -253,7 +346,7 @@ class DPOStepConfig(LoraTraining):
 
 
 def train_dpo(policy: str, sft_adapter: str | Path, rows: list[dict], cfg: DPOStepConfig, steps: int,
-              out: str | Path) -> list[dict]:
+              out: str | Path, ckpt: Checkpoints | None = None) -> list[dict]:
     """DPO (TRL DPOTrainer) from the SFT policy on (prompt, demonstration, rejected) pairs; the
     reference model is the SFT policy. Saves the merged model (SFT + DPO) as a full model folder."""
     from datasets import Dataset
@@ -264,21 +357,24 @@ def train_dpo(policy: str, sft_adapter: str | Path, rows: list[dict], cfg: DPOSt
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     out = Path(out)
+    ckpt = _checkpoints(ckpt, out)
     tok = load_tokenizer(policy)
     model = load_policy(policy, sft_adapter, device).train()
     data = Dataset.from_dict({"prompt": [r["prompt"] for r in rows], "chosen": [r["demo"] for r in rows],
                               "rejected": [r["rejected"] for r in rows]})
     args = DPOConfig(
-        **_trainer_common(cfg, out, device), max_steps=steps, per_device_train_batch_size=cfg.batch_size,
+        **_trainer_common(cfg, ckpt, device), max_steps=steps, per_device_train_batch_size=per_process(cfg.batch_size, "batch_size"),
         learning_rate=cfg.learning_rate, beta=cfg.beta, max_length=cfg.max_length, lr_scheduler_type="constant",
     )
     trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok,
-                         peft_config=cfg.lora.peft_config())
-    trainer.train()
-    merged = trainer.model.merge_and_unload()
-    merged.save_pretrained(out)
-    tok.save_pretrained(out)
-    return trainer.state.log_history
+                         peft_config=cfg.lora.peft_config(), callbacks=_callbacks())
+
+    def save_merged(t):
+        if t.is_world_process_zero():
+            t.accelerator.unwrap_model(t.model).merge_and_unload().save_pretrained(out)
+            tok.save_pretrained(out)
+
+    return _fit(trainer, ckpt, save_merged)
 
 
 def write_log_history(history: list[dict], path: str | Path) -> None:

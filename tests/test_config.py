@@ -64,3 +64,28 @@ def test_defaults_are_filled():
     del c["device"]
     check_config(c, SCHEMA)
     assert c["device"] == "auto"
+
+
+def test_judge_and_mauve_models_must_be_model_keys():
+    c = load()
+    c["movies"]["evaluate"]["judge"]["model"] = "llama70b"
+    assert "movies.evaluate.judge.model" in _error(c)
+    c = load()
+    c["wiki"]["evaluate"]["mauve"]["model"] = "gpt2-large"
+    assert "wiki.evaluate.mauve.model" in _error(c)
+    c = load()
+    c["summaries"]["evaluate"]["judge"]["questions"] = {}
+    assert "summaries.evaluate.judge.questions" in _error(c)
+
+
+def test_job_resources_default_and_named_errors():
+    c = load()
+    del c["job_resources"]
+    check_config(c, SCHEMA)
+    assert c["job_resources"] == {"default": {"mem_mb": 2000, "runtime": 60, "gpu": 0}}
+    c = load()
+    c["job_resources"]["trian"] = {"mem_mb": 4000}  # a misspelt rule
+    assert "trian" in _error(c)
+    c = load()
+    c["job_resources"]["train"] = {"gpu": -1}
+    assert "job_resources.train.gpu" in _error(c)

@@ -46,3 +46,104 @@ def test_paper_values_are_labelled_data(tmp_path):
     md = paths[1].read_text()
     assert "the paper's values" in md and md.index("caption") < md.index("the paper's values")
     assert "paper" not in paths[0].read_text()  # the CSV holds this run's numbers only
+
+
+def _three_seeds():
+    """Per-run metrics of three seeds (the demonstrations evaluated once, as the workflow does)."""
+    rows = [{"task": "movies", "method": "demonstrations", "seed": 0, "alignment": 0.0, "avg_reward": 2.0,
+             "mean_tokens": 10, "success_vader": 0.9, "loglik_base": -3.0, "distinct_2": 0.5, "self_bleu": 5.0}]
+    for method, rewards in [("rcfd", [1.0, 2.0, 4.0]), ("beta0", [3.0, 3.0, 3.0])]:
+        for seed, r in enumerate(rewards):
+            rows.append({**rows[0], "method": method, "seed": seed, "avg_reward": r, "alignment": r / 10})
+    return pd.DataFrame(rows)
+
+
+def test_three_seeds_give_mean_and_student_t_ci(tmp_path):
+    table = build_table(_three_seeds(), TABLES["table6"])
+    rcfd = table[table.method == "RCfD"].iloc[0]
+    # by hand: mean 7/3, sample sd sqrt(7/3), t_{0.975, 2} = 4.302653 (two-sided 95%, 2 dof)
+    assert rcfd["avg R"] == pytest.approx(2.33)
+    assert rcfd["avg R_ci95"] == pytest.approx(round(4.302653 * (7 / 3) ** 0.5 / 3 ** 0.5, 2))
+    assert rcfd["avg R_ci95"] == pytest.approx(3.79)
+    assert table.loc[table.method == "R β=0", "avg R_ci95"].item() == 0  # no spread
+    assert pd.isna(table.loc[table.method == "demonstrations", "avg R_ci95"].item())  # one seed
+    assert list(table.columns[1:5]) == ["A ↓", "A ↓_ci95", "avg R", "avg R_ci95"]
+    assert list(table["seeds"]) == [1, 3, 3]
+    paths = write_table(table, tmp_path / "t", "caption")
+    assert pd.read_csv(paths[0]).equals(table)  # the CSV keeps the numbers
+    md, tex = paths[1].read_text(), paths[2].read_text()
+    assert "2.33 ± 3.79" in md and "2.33 ± 3.79" in tex and "Student t" in md and "Student t" in tex
+    assert "_ci95" not in md
+    demo_row = next(line for line in md.splitlines() if line.startswith("| demonstrations"))
+    assert "±" not in demo_row
+
+
+def test_ci95_helper():
+    from rcfd.tables import ci95
+
+    assert ci95([1.0, 2.0, 4.0]) == pytest.approx(4.302653 * (7 / 3) ** 0.5 / 3 ** 0.5, rel=1e-6)
+    assert ci95([1.0, 3.0]) == pytest.approx(12.706205 * 2 ** 0.5 / 2 ** 0.5, rel=1e-6)
+    assert pd.isna(ci95([1.0])) and pd.isna(ci95([]))
+
+
+def test_one_seed_tables_have_no_interval(tmp_path):
+    table = build_table(_three_seeds().query("seed == 0"), TABLES["table6"])
+    assert not [c for c in table.columns if c.endswith("_ci95")]
+    md = write_table(table, tmp_path / "t", "caption")[1].read_text()
+    assert "±" not in md and "Student t" not in md
+
+
+def test_comparison_puts_the_paper_beside_this_run():
+    from rcfd.tables import comparison
+
+    comp = comparison(_three_seeds(), ["table6"])
+    assert list(comp.columns) == ["table", "method", "metric", "paper", "this run", "this run_ci95", "measured as"]
+    row = comp[(comp.method == "RCfD") & (comp.metric == "avg_reward")].iloc[0]
+    assert (row["table"], row["paper"], row["this run"], row["this run_ci95"], row["measured as"]) == \
+        ("Table 6", 1.97, 2.33, 3.79, "avg R")
+    assert comp[comp.metric == "success"]["measured as"].unique().tolist() == ["success (VADER)"]
+    # paper rows this run lacks are kept, with no number of this run
+    sft = comp[(comp.method == "SFT") & (comp.metric == "alignment")].iloc[0]
+    assert sft["paper"] == 0.10 and pd.isna(sft["this run"])
+    assert list(comp.drop_duplicates("method")["method"]) == ["demonstrations", "base", "SFT", "R β=0", "R β=0.1",
+                                                              "R β=0.3", "RCfD"]
+
+
+def test_comparison_length_block_uses_the_two_reward_alignment():
+    from rcfd.tables import comparison
+
+    base = {"task": "summaries", "seed": 0, "avg_reward": 1.0, "mean_tokens": 20, "alignment": 0.1,
+            "alignment_two": 0.7, "distinct_2": 0.5, "self_bleu": 5.0}
+    metrics = pd.DataFrame([{**base, "method": m} for m in ("demonstrations", "rcfd", "rcfd2", "alpha0.05")])
+    comp = comparison(metrics, ["table1"]).set_index(["method", "metric"])
+    assert comp.loc[("RCfD", "alignment"), "this run"] == 0.1
+    assert comp.loc[("RCfD (two rewards)", "alignment"), "this run"] == 0.7
+    assert comp.loc[("RCfD (two rewards)", "alignment"), "measured as"] == "A (R_RM, length) ↓"
+    assert comp.loc[("R α=0.05", "alignment"), "this run"] == 0.7 and pd.isna(comp.loc[("R α=0.05", "alignment"), "paper"])
+    assert comp.loc[("R α=0.005", "alignment"), "paper"] == 0.46
+    assert comp.loc[("RCfD", "delta_demo"), "measured as"] == "not measured"
+    assert "this run_ci95" not in comp.columns  # one seed
+
+
+def test_alignment_sensitivity_recomputes_a_on_a_grid():
+    import numpy as np
+
+    from rcfd.metrics import AlignmentConfig, alignment_score
+    from rcfd.tables import APPENDIX, alignment_sensitivity
+
+    rng = np.random.default_rng(0)
+    demos = rng.normal(0, 1, 200)
+    runs = {"base": rng.normal(1.5, 1, 200), "beta0": rng.normal(3, 0.2, 200), "rcfd": rng.normal(0, 1, 200)}
+    rows = [{"task": "movies", "method": "demonstrations", "seed": 0, "reward": r} for r in demos]
+    for seed in (0, 1):
+        rows += [{"task": "movies", "method": m, "seed": seed, "reward": r + seed * 0.01}
+                 for m, rs in runs.items() for r in rs]
+    table = alignment_sensitivity(pd.DataFrame(rows), {"movies": {"bins": 20, "smoothing": 0.5}},
+                                  APPENDIX["appendix_alignment"])
+    assert list(table.columns) == ["task", "method", "configured"] + [f"{b}/{s}" for b in (10, 20, 40)
+                                                                      for s in ("0.1", "0.5", "1")]
+    assert list(table["method"]) == ["base", "R β=0", "RCfD", "Spearman ρ vs configured", "Kendall τ vs configured"]
+    by_hand = np.mean([alignment_score(demos, runs["beta0"] + s * 0.01, AlignmentConfig(40, 0.1)) for s in (0, 1)])
+    assert table.set_index("method").at["R β=0", "40/0.1"] == pytest.approx(by_hand, abs=1e-3)
+    assert (table.set_index("method").loc["Spearman ρ vs configured"].iloc[2:] == 1).all()  # ranking kept
+    assert set(table["configured"]) == {"20/0.5"}

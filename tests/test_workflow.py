@@ -52,6 +52,42 @@ def _planned(workdir: Path, configfile: Path, *targets: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
 
 
+def _assert_filled(table: pd.DataFrame, judge_questions: list[str]) -> None:
+    """Every cell filled, but the demonstrations' Δ_demo and MAUVE (against themselves: left empty);
+    the LLM-judge and MAUVE columns are there."""
+    judged = [c for c in table.columns if c.endswith(" judge)") and not c.startswith("Δ_demo")]
+    assert [c.split(" (")[0] for c in judged] == judge_questions, table.columns
+    proxies = [c for c in table.columns if c.startswith(("Δ_demo", "MAUVE"))]
+    assert any(c.startswith("MAUVE") for c in proxies)
+    assert table.drop(columns=["method"] + proxies).notna().all().all()
+    assert table[proxies].iloc[1:].notna().all().all() and table[proxies].iloc[0].isna().all()
+    assert table[judged].apply(lambda s: s.between(0, 1)).all().all()
+
+
+def test_every_rule_takes_its_job_resources_from_the_config(tmp_path):
+    """threads and resources (mem_mb, runtime, gpu) of every rule come from config `job_resources`:
+    give each rule its own values and read them back from a dry run's job listing."""
+    _copy_workflow(tmp_path)
+    rules = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile", "configs/smoke.yaml"],
+                           cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    assert set(rules) - {"all"} == set(schema["properties"]["job_resources"]["properties"]) - {"default"}
+    config = yaml.safe_load((tmp_path / "configs/smoke.yaml").read_text())
+    want = {r: {"mem_mb": 1000 + i, "runtime": 100 + i, "gpu": i % 2} for i, r in enumerate(sorted(set(rules) - {"all"}))}
+    config["job_resources"] = {"default": {"mem_mb": 999, "runtime": 99, "gpu": 0}, **want}
+    (tmp_path / "configs/res.yaml").write_text(yaml.safe_dump(config))
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "configs/res.yaml"],
+                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    seen = {}
+    for block in re.split(r"^(?=rule \w+:$)", out, flags=re.M):
+        m = re.match(r"rule (\w+):", block)
+        res = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if m and m.group(1) != "all" and res:
+            seen.setdefault(m.group(1), set()).add(
+                tuple(int(re.search(rf"\b{k}=(\d+)", res.group(1)).group(1)) for k in ("mem_mb", "runtime", "gpu")))
+    assert seen == {r: {(v["mem_mb"], v["runtime"], v["gpu"])} for r, v in want.items()}
+
+
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("smoke")
@@ -72,7 +108,9 @@ def test_smoke_dag_builds_every_output(smoke_run):
     table = pd.read_csv(results / "tables/table6.csv")
     expected = ["demonstrations", "base", "SFT"] + [f"R β={b:g}" for b in config["movies"]["betas"]] + ["RCfD"]
     assert list(table["method"]) == expected
-    assert table.drop(columns="method").notna().all().all()
+    _assert_filled(table, ["success", "naturalness"])
+    scored = pd.read_json(results / "runs/movies/rcfd/seed0/scored.jsonl", lines=True)
+    assert scored[["judge_success", "judge_naturalness"]].notna().all().all()  # per-sample soft scores
     assert (results / "tables/table6.csv.provenance.json").exists()
     rm = yaml.safe_load((results / "reward_models/movies/metrics.json").read_text())
     assert 0 <= rm["heldout_accuracy"] <= 1
@@ -81,6 +119,13 @@ def test_smoke_dag_builds_every_output(smoke_run):
         assert (run / "policy/adapter_model.safetensors").exists()
         assert len(pd.read_csv(run / "policy/train_log.csv")) > 0
         assert len(pd.read_json(run / "scored.jsonl", lines=True)) == config["movies"]["data"]["n_eval_prompts"]
+    comparison = pd.read_csv(results / "tables/comparison.csv")
+    assert set(comparison["table"]) == {"Table 6", "Table 5", "Table 1"}
+    measured = comparison[comparison["measured as"] != "not measured"]  # e.g. Δ_demo (no judge here)
+    assert measured.loc[measured.method == "RCfD", "this run"].notna().all()
+    appendix = pd.read_csv(results / "tables/appendix_alignment.csv")
+    assert set(appendix["task"]) == set(config["tasks"])
+    assert (appendix["configured"] == "10/0.5").all() and "40/1" in appendix.columns
     # every rule left a log and a benchmark
     assert (results / "logs/train/movies/rcfd/seed0.log").stat().st_size > 0
     assert (results / "benchmarks/train/movies/rcfd/seed0.tsv").exists()
@@ -94,7 +139,7 @@ def test_smoke_dag_builds_the_loglik_use_case(smoke_run):
     table = pd.read_csv(results / "tables/table5.csv")
     assert list(table["method"]) == ["demonstrations", "base", "greedy", "temperature 0.96", "nucleus 0.97",
                                      "SFT", "R β=0", "RCfD"]
-    assert table.drop(columns="method").notna().all().all()
+    _assert_filled(table, ["naturalness"])
     for name in ("figure2", "figure5"):
         assert (figures / f"{name}.png").stat().st_size > 1000
     wiki = config["wiki"]
@@ -122,7 +167,26 @@ def test_changing_one_beta_reruns_only_that_branch(smoke_run):
     changed = work / "configs/smoke_beta.yaml"
     changed.write_text(yaml.safe_dump(config))
     plan = _planned(work, changed)
-    assert plan == {"train": 1, "generate": 1, "evaluate": 1, "table6": 1, "figure3": 1, "all": 1}
+    assert plan == {"train": 1, "generate": 1, "evaluate": 1, "table6": 1, "figure3": 1, "comparison": 1,
+                    "appendix_alignment": 1, "all": 1}
+
+
+def test_report_holds_every_table_and_figure(smoke_run, tmp_path):
+    """`snakemake --report`: one self-contained HTML page with every table and figure, each with its
+    caption (the paper's values beside this run's) and its use case's category."""
+    work, configfile = smoke_run
+    assert _planned(work, configfile) == {}  # the report flags change no output: nothing reruns
+    report = tmp_path / "report.html"
+    subprocess.run([sys.executable, "-m", "snakemake", "--report", str(report), "--configfile", str(configfile)],
+                   cwd=work, capture_output=True, text=True, check=True)
+    html = report.read_text()
+    names = ["table6.csv", "table5.csv", "table1.csv", "comparison.csv", "appendix_alignment.csv",
+             "figure3.png", "figure2.png", "figure5.png", "figure4.png"]
+    assert all(name in html for name in names), [n for n in names if n not in html]
+    for text in ("Use case 2a (movie reviews)", "Comparison with the paper", "Appendix",
+                 "The paper", "Spearman", "data:image/png"):
+        assert text in html, text
+    assert report.stat().st_size > 200_000  # the figures are embedded
 
 
 def test_bad_config_fails_before_any_job(smoke_run, tmp_path):
@@ -142,7 +206,8 @@ def test_hub_models_load_by_id_and_are_not_built(smoke_run):
     work, configfile = smoke_run
     config = yaml.safe_load(configfile.read_text())
     tiny = work / config["resources_dir"] / "models" / config["models"]["policy"]["name"]
-    config["models"] = {"policy": {"source": "hub", "id": str(tiny)}}
+    encoder = work / config["resources_dir"] / "models" / config["models"]["reward_base"]["name"]  # MAUVE's
+    config["models"] = {"policy": {"source": "hub", "id": str(tiny)}, "reward_base": {"source": "hub", "id": str(encoder)}}
     for task in ("movies", "summaries"):  # the reward models trained by the smoke run stand in for hub ones
         config[task]["reward_model"] = {"source": "hub", "score": config[task]["reward_model"]["score"],
                                         "hub_id": str(work / config["results_dir"] / f"reward_models/{task}/model")}
@@ -165,9 +230,26 @@ def test_smoke_dag_builds_the_summarisation_use_case(smoke_run):
     table = pd.read_csv(results / "tables/table1.csv")
     assert list(table["method"]) == ["demonstrations", "base", "SFT", "DPO with SFT", "R β=0", "RCfD",
                                      "DPO+SFT early-stopped", "R α=0.05", "RCfD (two rewards)"]
-    assert table.drop(columns="method").notna().all().all()
+    _assert_filled(table, ["success", "factuality", "naturalness", "verbosity"])
     assert (figures / "figure4.png").stat().st_size > 1000
     rm = yaml.safe_load((results / "reward_models/summaries/metrics.json").read_text())
     assert 0 <= rm["heldout_accuracy"] <= 1 and rm["n_heldout"] > 0
     assert (results / "runs/summaries/dpo/seed0/policy/config.json").exists()  # SFT + DPO merged
     assert len(pd.read_csv(results / "runs/summaries/dpo_early/seed0/policy/train_log.csv")) > 0
+
+
+def test_paper_config_plans_the_paper_runs_from_hub_ids(tmp_path):
+    """configs/paper.yaml: every model and data set by hub id (nothing fetched or built here),
+    Alpaca-7B for the summaries and LLaMA-2-7B elsewhere, three seeds of every trained method."""
+    _copy_workflow(tmp_path)
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "8", "--configfile",
+                          "configs/paper.yaml"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    config = yaml.safe_load((REPO / "configs/paper.yaml").read_text())
+    plan = _planned(tmp_path, Path("configs/paper.yaml"))
+    assert not {"fetch_asset", "build_model", "train_reward_model"} & set(plan)
+    trained = [m for t in config["tasks"] for m in config[t]["methods"] + config[t]["betas"] + config[t].get("alphas", [])
+               if not isinstance(m, str) or parse_method(m).trained]
+    assert plan["train"] == 3 * len(trained)
+    commands = [line for line in out.splitlines() if "python -m rcfd train " in line]
+    assert commands and all("--policy chavinlo/alpaca-native" in c for c in commands if "runs/summaries/" in c)
+    assert all("--policy meta-llama/Llama-2-7b-hf" in c for c in commands if "runs/summaries/" not in c)

@@ -65,6 +65,21 @@ def model_arg(key, input_name):
     return lambda w, input: input.get(input_name) or model_path(key)
 
 
+def policy_key(task):
+    """The `models` key of a task's initial policy (paper: Alpaca-7B for summaries, else LLaMA-2-7B)."""
+    return config.get(task, {}).get("policy", "policy")
+
+
+def policy_input(task=None):
+    """Input: the initial policy of `task` (or of the rule's {task} wildcard), if a local folder."""
+    return lambda w: model_input(policy_key(task or w.task))
+
+
+def policy_arg(task=None):
+    """Param: the initial policy's local folder (the rule's input `policy`) or its hub id."""
+    return lambda w, input: input.get("policy") or model_path(policy_key(task or w.task))
+
+
 def model_spec(name):
     for spec in config["models"].values():
         if spec.get("name") == name:
@@ -77,14 +92,14 @@ def reward_model_path(task):
     frozen initial policy itself."""
     rm = config[task]["reward_model"]
     if rm["source"] == "loglik":
-        return model_path("policy")
+        return model_path(policy_key(task))
     return rm["hub_id"] if rm["source"] == "hub" else f"{R}/reward_models/{task}/model"
 
 
 def reward_model_input(task):
     rm = config[task]["reward_model"]
     if rm["source"] == "loglik":
-        return model_input("policy")
+        return model_input(policy_key(task))
     return [] if rm["source"] == "hub" else [reward_model_path(task)]
 
 
@@ -135,6 +150,22 @@ def evaluate_params(task):
     return as_json({"task": task, **config[task]["evaluate"], **score_params(task)})
 
 
+def evaluate_model_key(task, section):
+    """The `models` key of the LLM judge (section "judge") or of MAUVE's encoder ("mauve"); None if
+    the task's evaluation has no such section."""
+    return config[task]["evaluate"].get(section, {}).get("model")
+
+
+def evaluate_model_input(section):
+    """Input: the judge's or MAUVE encoder's local folder (none for a hub id or when not configured)."""
+    return lambda w: model_input(evaluate_model_key(w.task, section))
+
+
+def evaluate_model_arg(section):
+    """Param: the judge's or MAUVE encoder's folder (the rule's input `section`), hub id, or "none"."""
+    return lambda w, input: input.get(section) or model_path(evaluate_model_key(w.task, section))
+
+
 def run_outputs(task, filename):
     """`filename` of every (method, seed) run of a task, plus the demonstrations' own."""
     runs = [run_dir(task, m, s) for m in methods(task) for s in config["seeds"]]
@@ -153,13 +184,39 @@ def figure_files(name):
 TASK_OUTPUTS = {"movies": (["table6"], ["figure3"]), "wiki": (["table5"], ["figure2", "figure5"]),
                 "summaries": (["table1"], ["figure4"])}
 
+# the HTML report's categories (`snakemake --report report.html`): one per use case, then the
+# tables over every task
+USE_CASES = {"wiki": "Use case 1 (log-likelihood, Wikipedia)", "movies": "Use case 2a (movie reviews)",
+             "summaries": "Use cases 2b and 3 (summarisation)"}
+OVER_TASKS = {"comparison": "Comparison with the paper", "appendix_alignment": "Appendix"}
+
+
+def reproduced_tables():
+    """The paper tables whose task runs."""
+    return [t for task in config["tasks"] for t in TASK_OUTPUTS[task][0]]
+
 
 def all_targets():
     targets = []
     for task in config["tasks"]:
         tables, figures = TASK_OUTPUTS[task]
         targets += [f for t in tables for f in table_files(t)] + [f for g in figures for f in figure_files(g)]
-    return targets
+    return targets + table_files("comparison") + table_files("appendix_alignment")
+
+
+def in_report(files, name, task=None):
+    """A rule's outputs (paths unchanged), the one shown in the HTML report flagged with its caption
+    workflow/report/<name>.rst and its category: a table's CSV, a figure's PNG."""
+    shown = next(f for f in files if f.endswith((".csv", ".png")))
+    category = USE_CASES[task] if task else OVER_TASKS[name]
+    subcategory = "Figures" if shown.endswith(".png") else "Tables"
+    flagged = report(shown, caption=f"../report/{name}.rst", category=category, subcategory=subcategory)
+    return [flagged if f == shown else f for f in files]
+
+
+def tasks_run_outputs(filename):
+    """`filename` of every run of every task run (run_outputs of each task, in config order)."""
+    return [f for task in config["tasks"] for f in run_outputs(task, filename)]
 
 
 def train_data_input(w):
@@ -190,10 +247,25 @@ def task_config_hash(task):
 
 
 def table_params(name, task):
-    return as_json({"name": name, "config_hash": task_config_hash(task)})
+    """Param: the table's name, provenance hash and the labels its judge and MAUVE headers show."""
+    ev = config[task]["evaluate"]
+    labels = {k: ev[k].get("label", "") for k in ("judge", "mauve") if k in ev}
+    return as_json({"name": name, "config_hash": task_config_hash(task), **({"labels": labels} if labels else {})})
 
 
 def figure_params(name, task):
     """Param: the figure's name and the one setting from the config it draws (the training length)."""
     return as_json({"name": name, "config_hash": task_config_hash(task),
                     "train_tokens": config[task]["rl"].get("max_new_tokens")})
+
+
+def job_resources(rule):
+    """Resources of one job of `rule` (config `job_resources`: the rule's entry over `default`), as
+    `resources: **job_resources("rule")`. mem_mb and runtime (minutes) grow with the attempt, so a
+    job a cluster killed for memory or time is retried (--retries) with more."""
+    spec = {**config["job_resources"]["default"], **config["job_resources"].get(rule, {})}
+    return {
+        "mem_mb": lambda w, attempt: spec["mem_mb"] * attempt,
+        "runtime": lambda w, attempt: spec["runtime"] * attempt,
+        "gpu": spec["gpu"],
+    }

@@ -3,15 +3,18 @@
 
 rule prepare_movies:
     input:
-        reviews=asset_path("movie_snippets"),
-        policy=model_input("policy"),
+        reviews=lambda w: [asset_path("movie_snippets")] if config["movies"]["data"].get("source") == "vader_snippets" else [],
+        policy=policy_input("movies"),
     output:
         prompts=f"{R}/data/movies/prompts.jsonl",
         rm_data=f"{R}/data/movies/rm_data.jsonl",
     params:
         p=as_json(config["movies"]["data"]) if "movies" in config else "{}",
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg("movies"),
+        reviews=lambda w, input: input.reviews or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_movies"),
     log:
         f"{LOGS}/prepare_movies.log",
     benchmark:
@@ -19,21 +22,23 @@ rule prepare_movies:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd prepare --threads {threads} --params {params.p:q} --reviews {input.reviews} --policy {params.policy}"
+        "python -m rcfd prepare --threads {threads} --params {params.p:q} --reviews {params.reviews} --policy {params.policy}"
         " --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
 
 
 rule prepare_wiki:
     input:
         dump=lambda w: [asset_path("wiki_dump")] if config["wiki"]["data"].get("source") == "gensim_dump" else [],
-        policy=model_input("policy"),
+        policy=policy_input("wiki"),
     output:
         prompts=f"{R}/data/wiki/prompts.jsonl",
     params:
         p=as_json(config["wiki"]["data"]) if "wiki" in config else "{}",
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg("wiki"),
         dump=lambda w, input: input.dump or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_wiki"),
     log:
         f"{LOGS}/prepare_wiki.log",
     benchmark:
@@ -48,16 +53,18 @@ rule prepare_wiki:
 rule prepare_summaries:
     input:
         source=lambda w: [asset_path("aclsum")] if config["summaries"]["data"].get("source") == "aclsum" else [],
-        policy=model_input("policy"),
+        policy=policy_input("summaries"),
     output:
         prompts=f"{R}/data/summaries/prompts.jsonl",
         rm_data=f"{R}/data/summaries/rm_data.jsonl",
     params:
         # a function: the instruction's "{aspect}" is not a wildcard
         p=lambda w: as_json(config["summaries"]["data"]),
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg("summaries"),
         source=lambda w, input: input.source or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("prepare_summaries"),
     log:
         f"{LOGS}/prepare_summaries.log",
     benchmark:
@@ -81,6 +88,8 @@ rule train_reward_model:
         base=model_arg("reward_base", "base"),
     priority: 1  # the longest jobs: start them as soon as their inputs exist
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("train_reward_model"),
     log:
         f"{LOGS}/train_reward_model/{{task}}.log",
     benchmark:
@@ -102,6 +111,8 @@ rule score_demos:
         p=lambda w: as_json(score_params(w.task)),
         rm=reward_model_arg,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("score_demos"),
     log:
         f"{LOGS}/score_demos/{{task}}.log",
     benchmark:

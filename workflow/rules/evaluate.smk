@@ -1,18 +1,21 @@
-# Generation on held-out prompts, then reward, alignment score, log-lik curve and diversity per run.
+# Generation on held-out prompts, then reward, alignment score, log-lik curve, diversity, LLM judge and
+# MAUVE per run.
 
 
 rule generate:
     input:
         data=f"{R}/data/{{task}}/prompts.jsonl",
-        policy=model_input("policy"),
+        policy=policy_input(),
         adapter=adapter_input,
     output:
         f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/generations.jsonl",
     params:
         p=lambda w: generate_params(w.task, w.method, w.seed),
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg(),
         adapter=lambda w, input: input.adapter or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("generate"),
     log:
         f"{LOGS}/generate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -28,18 +31,24 @@ rule evaluate:
     input:
         data=f"{R}/data/{{task}}/demos_scored.jsonl",
         generations=generations_input,
-        policy=model_input("policy"),
+        policy=policy_input(),
         rm=lambda w: reward_model_input(w.task),
+        judge=evaluate_model_input("judge"),
+        mauve=evaluate_model_input("mauve"),
     output:
         scored=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/scored.jsonl",
         metrics=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/metrics.csv",
         curve=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/curve.csv",
     params:
         p=lambda w: evaluate_params(w.task),
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg(),
         rm=reward_model_arg,
+        judge=evaluate_model_arg("judge"),
+        features=evaluate_model_arg("mauve"),
         generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("evaluate"),
     log:
         f"{LOGS}/evaluate/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:
@@ -48,5 +57,6 @@ rule evaluate:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd evaluate --threads {threads} --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
-        " --rm {params.rm} --policy {params.policy} --data {input.data} {params.generations}"
+        " --rm {params.rm} --policy {params.policy} --judge {params.judge} --features {params.features}"
+        " --data {input.data} {params.generations}"
         " --scored {output.scored} --metrics {output.metrics} --curve {output.curve} > {log} 2>&1"

@@ -1,17 +1,21 @@
 # Tables and figures, built from the per-run metrics, log-lik curves and scored samples.
 # One named rule per paper table/figure (`snakemake table5`); they differ only in what they read.
+# Each flags its CSV / PNG for the HTML report (`snakemake --report report.html`), with a caption
+# in workflow/report/<name>.rst; the flag leaves the output paths as they are.
 
 
 rule table6:
     input:
         metrics=lambda w: run_outputs("movies", "metrics.csv"),
     output:
-        table_files("table6"),
+        in_report(table_files("table6"), "table6", "movies"),
     params:
         p=table_params("table6", "movies"),
         prefix=prefix_of,
         benchmarks=BENCH,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("table6"),
     log:
         f"{LOGS}/table6.log",
     benchmark:
@@ -27,11 +31,13 @@ use rule table6 as table5 with:
     input:
         metrics=lambda w: run_outputs("wiki", "metrics.csv"),
     output:
-        table_files("table5"),
+        in_report(table_files("table5"), "table5", "wiki"),
     params:
         p=table_params("table5", "wiki"),
         prefix=prefix_of,
         benchmarks=BENCH,
+    resources:
+        **job_resources("table5"),
     log:
         f"{LOGS}/table5.log",
     benchmark:
@@ -44,11 +50,13 @@ rule figure3:
         metrics=lambda w: run_outputs("movies", "metrics.csv"),
         curves=lambda w: run_outputs("movies", "curve.csv"),
     output:
-        figure_files("figure3"),
+        in_report(figure_files("figure3"), "figure3", "movies"),
     params:
         p=lambda w: figure_params("figure3", "movies"),
         prefix=prefix_of,
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("figure3"),
     log:
         f"{LOGS}/figure3.log",
     benchmark:
@@ -66,10 +74,12 @@ use rule figure3 as figure2 with:
         metrics=lambda w: run_outputs("wiki", "metrics.csv"),
         curves=lambda w: run_outputs("wiki", "curve.csv"),
     output:
-        figure_files("figure2"),
+        in_report(figure_files("figure2"), "figure2", "wiki"),
     params:
         p=lambda w: figure_params("figure2", "wiki"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure2"),
     log:
         f"{LOGS}/figure2.log",
     benchmark:
@@ -78,10 +88,12 @@ use rule figure3 as figure2 with:
 
 use rule figure2 as figure5 with:
     output:
-        figure_files("figure5"),
+        in_report(figure_files("figure5"), "figure5", "wiki"),
     params:
         p=lambda w: figure_params("figure5", "wiki"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure5"),
     log:
         f"{LOGS}/figure5.log",
     benchmark:
@@ -92,11 +104,13 @@ use rule table6 as table1 with:
     input:
         metrics=lambda w: run_outputs("summaries", "metrics.csv"),
     output:
-        table_files("table1"),
+        in_report(table_files("table1"), "table1", "summaries"),
     params:
         p=table_params("table1", "summaries"),
         prefix=prefix_of,
         benchmarks=BENCH,
+    resources:
+        **job_resources("table1"),
     log:
         f"{LOGS}/table1.log",
     benchmark:
@@ -109,11 +123,63 @@ use rule figure3 as figure4 with:
         metrics=lambda w: run_outputs("summaries", "metrics.csv"),
         curves=lambda w: run_outputs("summaries", "curve.csv"),
     output:
-        figure_files("figure4"),
+        in_report(figure_files("figure4"), "figure4", "summaries"),
     params:
         p=lambda w: figure_params("figure4", "summaries"),
         prefix=prefix_of,
+    resources:
+        **job_resources("figure4"),
     log:
         f"{LOGS}/figure4.log",
     benchmark:
         f"{BENCH}/figure4.tsv"
+
+
+# This run's numbers next to the paper's, for every reproduced table whose task ran.
+rule comparison:
+    input:
+        metrics=lambda w: tasks_run_outputs("metrics.csv"),
+    output:
+        in_report(table_files("comparison"), "comparison"),
+    params:
+        p=lambda w: as_json({"name": "comparison", "tables": reproduced_tables(),
+                             "config_hash": {t: task_config_hash(t) for t in config["tasks"]}}),
+        prefix=prefix_of,
+    resources:
+        **job_resources("comparison"),
+    threads: config["threads_per_job"]
+    log:
+        f"{LOGS}/comparison.log",
+    benchmark:
+        f"{BENCH}/comparison.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd comparison --threads {threads} --params {params.p:q} --metrics {input.metrics}"
+        " --out {params.prefix} > {log} 2>&1"
+
+
+# Appendix: the alignment score's sensitivity to its estimator (bins, smoothing), every task run.
+rule appendix_alignment:
+    input:
+        scored=lambda w: tasks_run_outputs("scored.jsonl"),
+        metrics=lambda w: tasks_run_outputs("metrics.csv"),
+    output:
+        in_report(table_files("appendix_alignment"), "appendix_alignment"),
+    params:
+        p=lambda w: as_json({"name": "appendix_alignment",
+                             "alignment": {t: config[t]["evaluate"]["alignment"] for t in config["tasks"]},
+                             "config_hash": {t: task_config_hash(t) for t in config["tasks"]}}),
+        prefix=prefix_of,
+    resources:
+        **job_resources("appendix_alignment"),
+    threads: config["threads_per_job"]
+    log:
+        f"{LOGS}/appendix_alignment.log",
+    benchmark:
+        f"{BENCH}/appendix_alignment.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd appendix --threads {threads} --params {params.p:q} --scored {input.scored}"
+        " --metrics {input.metrics} --out {params.prefix} > {log} 2>&1"

@@ -8,6 +8,8 @@ rule fetch_asset:
         p=asset_params,
         downloads=f"{RES}/downloads",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("fetch_asset"),
     log:
         f"{RES}/logs/fetch_asset/{{asset_file}}.log",
     benchmark:
@@ -29,6 +31,8 @@ rule build_model:
         downloads=f"{RES}/downloads",
         corpus=lambda w, input: input.corpus or "none",
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("build_model"),
     log:
         f"{RES}/logs/build_model/{{name}}.log",
     benchmark:

@@ -4,7 +4,7 @@
 rule train:
     input:
         data=train_data_input,
-        policy=model_input("policy"),
+        policy=policy_input(),
         rm=lambda w: reward_model_input(w.task) if parse_method(w.method).kind == "rl" else [],
         sft=sft_input,
     output:
@@ -13,10 +13,12 @@ rule train:
         method="sft|rcfd2?|beta[0-9.]+|alpha[0-9.]+|dpo|dpo_early",
     params:
         p=lambda w: train_params(w.task, w.method, w.seed),
-        policy=model_arg("policy", "policy"),
+        policy=policy_arg(),
         rm=reward_model_arg,
     priority: 1  # the longest jobs: start them as soon as their inputs exist
     threads: config["threads_per_job"]
+    resources:
+        **job_resources("train"),
     log:
         f"{LOGS}/train/{{task}}/{{method}}/seed{{seed}}.log",
     benchmark:

@@ -1,0 +1,153 @@
+"""LLM-as-judge (paper, Metrics): yes/no questions put to a chat model; a question's score is the
+fraction of evaluated samples it answers "Yes".
+
+The answer is read from the next-token logits after the chat-templated question, never from
+generated text: P(Yes) and P(No) are the probabilities of the answer words' first tokens
+("Yes"/" Yes" and "No"/" No"; a token in both sets is dropped), the sample counts as "Yes" when
+P(Yes) > P(No), and the soft score P(Yes) / (P(Yes) + P(No)) is kept too.
+
+Each question is a user-message template (config `<task>.evaluate.judge.questions`) with fields
+{text} (prompt + completion), {prompt}, {completion}, and, for 1-shot questions, {example} /
+{example_completion}: one human demonstration from the training prompts, shown as an example.
+
+Δ_demo (paper) = Σ over the questions of |judge score of the model − judge score of the demonstrations|.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .utils import InputError, batched, log
+
+FIELDS = {"text", "prompt", "completion", "example", "example_completion"}
+
+
+@dataclass
+class JudgeConfig:
+    model: str = "policy"  # the `models` key of the judge (the workflow passes its folder or hub id)
+    label: str = ""  # how tables name the judge
+    questions: dict[str, str] = field(default_factory=dict)  # name -> user-message template
+    example_index: int = 0  # which training demonstration fills {example} in 1-shot questions
+    max_samples: int | None = None  # judge at most this many samples: each prompt's first sample first
+    batch_size: int = 16
+    max_field_tokens: int | None = 256  # each inserted text is cut to this many judge tokens
+    device_map: str | None = None  # "auto": shard a judge too large for one GPU (paper scale)
+    yes_words: list[str] = field(default_factory=lambda: ["Yes", " Yes"])
+    no_words: list[str] = field(default_factory=lambda: ["No", " No"])
+    device: str = "auto"
+
+    def __post_init__(self):
+        for name, template in self.questions.items():
+            used = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+            if used - FIELDS:
+                raise InputError(f"evaluate.judge.questions.{name}: unknown field(s) {sorted(used - FIELDS)}; "
+                                 f"expected some of {sorted(FIELDS)}")
+
+
+def answer_ids(tok, yes_words, no_words) -> tuple[list[int], list[int]]:
+    """First-token ids of the yes and no answer words, without the ids both share."""
+    def first(words):
+        return {ids[0] for ids in (tok.encode(w, add_special_tokens=False) for w in words) if ids}
+
+    yes, no = first(yes_words), first(no_words)
+    yes, no = sorted(yes - no), sorted(no - yes)
+    if not yes or not no:
+        raise InputError(f"judge tokenizer: answer words {yes_words} / {no_words} share every first token")
+    return yes, no
+
+
+def chat_prompt(tok, message: str) -> str:
+    """The question as the judge's user turn, ready for its answer; a model without a chat
+    template (the smoke scale's tiny model) gets the plain text followed by 'Answer:'."""
+    if tok.chat_template:
+        return tok.apply_chat_template([{"role": "user", "content": message}], add_generation_prompt=True,
+                                       tokenize=False)
+    return f"{message}\nAnswer:"
+
+
+def fill(template: str, sample: dict, example: dict | None, cut) -> str:
+    """The question for one sample (prompt, completion); `cut` shortens each inserted text."""
+    values = {"prompt": sample["prompt"], "completion": sample["completion"],
+              "text": sample["prompt"] + sample["completion"]}
+    if example is not None:
+        values.update(example=example["prompt"] + example["demo"], example_completion=example["demo"])
+    return template.format(**{k: cut(v) for k, v in values.items()})
+
+
+class Judge:
+    """A chat model loaded once; `soft_scores(messages)` = P(Yes) / (P(Yes) + P(No)) per message."""
+
+    def __init__(self, path: str, cfg: JudgeConfig):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        from .models import load_tokenizer
+        from .utils import pick_device, pick_dtype
+
+        self.cfg, device = cfg, pick_device(cfg.device)
+        self.tok = load_tokenizer(path, padding_side="left")
+        kw = {"device_map": cfg.device_map} if cfg.device_map else {}
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=pick_dtype(device), **kw).eval()
+        if not cfg.device_map:
+            self.model.to(device)
+        self.yes, self.no = answer_ids(self.tok, cfg.yes_words, cfg.no_words)
+        self.torch = torch
+
+    def cut(self, text: str) -> str:
+        n = self.cfg.max_field_tokens
+        ids = self.tok.encode(text, add_special_tokens=False)
+        return text if n is None or len(ids) <= n else self.tok.decode(ids[:n])
+
+    def soft_scores(self, messages: list[str]) -> np.ndarray:
+        torch, device, out, t0 = self.torch, self.model.device, [], time.time()
+        special = not self.tok.chat_template  # a chat template writes its own special tokens
+        with torch.inference_mode():
+            for chunk in batched([chat_prompt(self.tok, m) for m in messages], self.cfg.batch_size):
+                enc = self.tok(chunk, return_tensors="pt", padding=True, add_special_tokens=special)
+                ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+                positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each text starts at position 0
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float()
+                # P(Yes) / (P(Yes) + P(No)) = sigmoid(log P(Yes) - log P(No)); the softmax's normaliser cancels
+                yes, no = (torch.logsumexp(logits[:, i], dim=-1) for i in (self.yes, self.no))
+                out.append(torch.sigmoid(yes - no).cpu().numpy())
+                log.info("judge: %d/%d questions (%.0fs)", sum(map(len, out)), len(messages), time.time() - t0)
+        return np.concatenate(out) if out else np.zeros(0)
+
+
+def judged_indices(samples: list[dict], max_samples: int | None) -> list[int]:
+    """Which samples are judged: all, or the first `max_samples` taking every prompt's sample 0
+    before any sample 1 (so a run and the demonstrations are judged on the same prompts)."""
+    order = sorted(range(len(samples)), key=lambda i: (samples[i].get("sample", 0), i))
+    return sorted(order[:max_samples])
+
+
+def judge_samples(judge: Judge, samples: list[dict], example: dict | None) -> dict[str, np.ndarray]:
+    """Soft score of every sample ({prompt, completion}) for every configured question."""
+    return {name: judge.soft_scores([fill(t, s, example, judge.cut) for s in samples])
+            for name, t in judge.cfg.questions.items()}
+
+
+def summarise(soft: dict[str, np.ndarray]) -> dict[str, float]:
+    """Per question: judge_<q> = fraction of "Yes" (P(Yes) > P(No)), judge_<q>_soft = mean soft score."""
+    row = {}
+    for name, s in soft.items():
+        row[f"judge_{name}"] = float(np.mean(s > 0.5))
+        row[f"judge_{name}_soft"] = float(np.mean(s))
+    return row
+
+
+def question_columns(columns) -> list[str]:
+    """The judge-score columns (judge_<q>, not the soft ones) among `columns`."""
+    return [c for c in columns if c.startswith("judge_") and not c.endswith("_soft")]
+
+
+def delta_demo(model: dict, demos: dict, columns: list[str]) -> float:
+    """Δ_demo = Σ_q |score_q(model) − score_q(demonstrations)| (NaN if a score is missing)."""
+    if not columns:
+        return math.nan
+    return float(sum(abs(float(model.get(c, math.nan)) - float(demos.get(c, math.nan))) for c in columns))

@@ -1,0 +1,40 @@
+"""`python -m rcfd bench` on CPU with the tiny shape: every phase runs and the report is complete."""
+
+import json
+import math
+
+import pandas as pd
+
+from rcfd.bench import model_flops, peak_tflops
+from rcfd.cli import main
+
+THROUGHPUTS = ["gen_s", "gen_tok_s", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
+MFUS = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl"]
+
+
+def test_bench_tiny_cpu(tmp_path):
+    params = {"prompts": 2, "prompt_tokens": 4, "new_tokens": 4, "warmup": 1, "steps": 2, "device": "cpu"}
+    assert main(["bench", "--shape", "tiny", "--out", str(tmp_path), "--params", json.dumps(params)]) == 0
+    row = json.loads((tmp_path / "cpu-tiny-movies.json").read_text())
+    for key in ["device", "torch", "transformers", "trl", "shape", "prompts", "sequences", "prompt_tokens",
+                "new_tokens", "params_matmul", "params_lora"]:
+        assert key in row
+    assert (row["shape"], row["sequences"], row["prompt_tokens"], row["new_tokens"]) == ("tiny", 4, 4, 4)
+    assert all(math.isfinite(row[k]) and row[k] > 0 for k in THROUGHPUTS), row
+    assert all(math.isnan(row[k]) for k in MFUS)  # no GPU peak on CPU
+    csv = pd.read_csv(tmp_path / "cpu-tiny-movies.csv")
+    assert set(csv.columns) == set(row)
+    assert csv["gen_tok_s"].iloc[0] > 0 and csv["train_mfu"].isna().all()
+
+
+def test_bench_rejects_unknown_shape(tmp_path):
+    assert main(["bench", "--shape", "gpt5", "--out", str(tmp_path)]) == 2
+
+
+def test_flops_and_peaks():
+    # a frozen base: 2 N forward + 2 N backward per token; LoRA weights 6 per token
+    assert model_flops(body=10, head=0, lora=0, tokens=1, completion_tokens=1, train=True) == 40
+    assert model_flops(body=0, head=0, lora=1, tokens=1, completion_tokens=1, train=True) == 6
+    assert model_flops(body=10, head=5, lora=0, tokens=3, completion_tokens=1, train=False) == 70
+    assert peak_tflops("NVIDIA H100 80GB HBM3") == 989 and peak_tflops("NVIDIA H100 PCIe") == 756
+    assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312 and math.isnan(peak_tflops("Some GPU"))

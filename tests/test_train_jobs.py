@@ -1,0 +1,104 @@
+"""Preemption: a training job killed mid-way (SIGKILL right after a checkpoint, as a node loss or a
+SLURM time limit would) resumes from that checkpoint when rerun, and ends where an uninterrupted
+run with the same seed ends, on CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rcfd.utils import write_jsonl
+
+from .conftest import CORPUS, REPO
+
+RL = {"steps": 4, "checkpoint_steps": 2, "prompts_per_step": 2, "num_generations": 2, "learning_rate": 1e-2,
+      "max_new_tokens": 6, "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu"}
+SFT = {"steps": 4, "checkpoint_steps": 2, "logging_steps": 1, "batch_size": 4, "learning_rate": 1e-2, "max_length": 32,
+       "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def prompts(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "demos_scored.jsonl"
+    write_jsonl(path, [{"split": "train", "prompt": " ".join(t.split()[:3]), "demo": " " + " ".join(t.split()[3:]),
+                        "demo_reward": 0.1 * (i % 5)} for i, t in enumerate(CORPUS[:16])])
+    return path
+
+
+def train(method, params, tiny_models, data, out, kill_after=None):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    if kill_after is not None:
+        env["RCFD_KILL_AFTER_STEP"] = str(kill_after)
+    cmd = [sys.executable, "-m", "rcfd", "train", "--threads", "1", "--params", json.dumps(params),
+           "--method", method, "--policy", tiny_models["llama"], "--rm", tiny_models["bert"],
+           "--data", str(data), "--out", str(out)]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def adapter(out):
+    return load_file(out / "adapter_model.safetensors")
+
+
+@pytest.mark.parametrize("method,params", [
+    ("rcfd", {"rl": RL, "reward_model": {"device": "cpu", "batch_size": 8, "max_length": 32}}),
+    ("sft", {"sft": SFT}),
+])
+def test_killed_training_resumes_and_matches_an_uninterrupted_run(method, params, tiny_models, prompts, tmp_path):
+    whole = train(method, params, tiny_models, prompts, tmp_path / "whole" / "policy")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed" / "policy"
+    killed = train(method, params, tiny_models, prompts, out, kill_after=2)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert (out.with_name("checkpoints") / "checkpoint-2").is_dir()
+    assert not (out / "adapter_model.safetensors").exists()
+
+    resumed = train(method, params, tiny_models, prompts, out)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "resuming from" in resumed.stderr and "checkpoint-2" in resumed.stderr
+    assert not out.with_name("checkpoints").exists()  # dropped once the policy is saved
+
+    a, b = adapter(tmp_path / "whole" / "policy"), adapter(out)
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    # the resumed run logs steps 3-4 only; they equal the uninterrupted run's
+    log_a = pd.read_csv(tmp_path / "whole" / "policy" / "train_log.csv").dropna(subset=["loss"])
+    log_b = pd.read_csv(out / "train_log.csv").dropna(subset=["loss"])
+    tail = log_a[log_a["step"] > 2].reset_index(drop=True)
+    pd.testing.assert_series_equal(tail["loss"], log_b[log_b["step"] > 2]["loss"].reset_index(drop=True))
+
+
+def test_checkpoints_of_other_settings_are_not_resumed(tiny_models, prompts, tmp_path):
+    params = {"sft": SFT}
+    out = tmp_path / "run" / "policy"
+    assert train("sft", params, tiny_models, prompts, out, kill_after=2).returncode == -signal.SIGKILL
+    changed = {"sft": dict(SFT, learning_rate=5e-3)}
+    rerun = train("sft", changed, tiny_models, prompts, out)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "from other settings: starting afresh" in rerun.stderr and "resuming from" not in rerun.stderr
+
+
+def test_data_parallel_training_keeps_the_global_batch(tiny_models, prompts, tmp_path):
+    """`processes: 2` reruns the step as two processes (gloo on CPU, NCCL on GPUs) that split each
+    step's batch; the policy and its log are written once, and each step sees as many tokens as a
+    one-process run."""
+    params = {"rl": dict(RL, checkpoint_steps=0, logging_steps=1),
+              "reward_model": {"device": "cpu", "batch_size": 8, "max_length": 32}}
+    one = train("rcfd", params, tiny_models, prompts, tmp_path / "one" / "policy")
+    two = train("rcfd", dict(params, rl=dict(params["rl"], processes=2)), tiny_models, prompts, tmp_path / "two" / "policy")
+    assert one.returncode == 0 and two.returncode == 0, two.stderr[-3000:]
+    assert "launching 2 data-parallel processes" in two.stderr
+    assert (tmp_path / "two" / "policy" / "adapter_model.safetensors").exists()
+    log_one = pd.read_csv(tmp_path / "one" / "policy" / "train_log.csv").dropna(subset=["loss"])
+    log_two = pd.read_csv(tmp_path / "two" / "policy" / "train_log.csv").dropna(subset=["loss"])
+    assert list(log_two["step"]) == list(log_one["step"]) == [1, 2, 3, 4]
+    assert list(log_two["num_tokens"]) == list(log_one["num_tokens"])
