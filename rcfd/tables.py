@@ -156,6 +156,11 @@ def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
     return table.loc[sorted(table.index, key=sort_key)].round(cfg.decimals)
 
 
+def labels_of(evaluate: dict) -> dict:
+    """The judge / MAUVE labels a task's `evaluate` config gives its table headers."""
+    return {k: evaluate[k].get("label", "") for k in ("judge", "mauve") if k in evaluate}
+
+
 def headers(cfg: TableConfig, labels: dict | None = None) -> dict:
     """Metric column -> header, with the config's judge / MAUVE labels filled in."""
     labels = {**DEFAULT_LABELS, **{k: v for k, v in (labels or {}).items() if v}}

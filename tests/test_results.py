@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rcfd.tables import TABLES, build_table, load_metrics
+from rcfd.tables import TABLES, build_table, labels_of, load_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -18,7 +18,10 @@ def test_committed_table_rebuilds_from_per_run_csvs(name):
     cfg = TABLES[name]
     runs = sorted((REPO / "results/runs" / cfg.task).glob("*/seed*/metrics.csv"))
     assert runs, f"no per-run metrics under results/runs/{cfg.task}"
-    rebuilt = build_table(load_metrics(runs), cfg)
+    import yaml
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    rebuilt = build_table(load_metrics(runs), cfg, labels_of(config[cfg.task]["evaluate"]))
     pd.testing.assert_frame_equal(rebuilt, pd.read_csv(committed), check_dtype=False)
 
 

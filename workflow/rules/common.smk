@@ -4,6 +4,7 @@ import os
 
 from rcfd.config import check_config, config_hash
 from rcfd.methods import METHOD_REGEX, alpha_name, beta_name, parse_method
+from rcfd.tables import labels_of
 
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -248,8 +249,7 @@ def task_config_hash(task):
 
 def table_params(name, task):
     """Param: the table's name, provenance hash and the labels its judge and MAUVE headers show."""
-    ev = config[task]["evaluate"]
-    labels = {k: ev[k].get("label", "") for k in ("judge", "mauve") if k in ev}
+    labels = labels_of(config[task]["evaluate"])
     return as_json({"name": name, "config_hash": task_config_hash(task), **({"labels": labels} if labels else {})})
 
 
