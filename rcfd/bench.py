@@ -3,7 +3,9 @@
 A causal LM of a real architecture with random weights (bf16 on GPU, fp32 on CPU), LoRA on all
 linear layers (`LoraSettings`: r 32, alpha 64), at one use case's paper batch and lengths:
 
-  (a) generation: `prompts x generations` sequences of `new_tokens` sampled with the KV cache;
+  (a) generation: `prompts x generations` sequences of `new_tokens` sampled with TRL's default
+      settings (dynamic KV cache, eager) and with ours (static cache, compiled CUDA-graphed decoding:
+      train.RLConfig.compile_generation), against the bandwidth floor (every weight read per token);
   (b) the RL step's training phase: forward + backward of the policy-gradient loss on prompt +
       completion (TRL's fused log-prob head and gradient checkpointing, as in its RLOO step), then
       an AdamW step on the LoRA weights;
@@ -62,6 +64,10 @@ USE_CASES = {  # prompts per step and lengths (PAPER.md)
 PEAK_BF16_TFLOPS = [  # dense bf16 tensor-core peak from the vendor's spec sheets; first name match wins
     ("H100 PCIe", 756), ("H100 NVL", 835), ("H200 NVL", 835), ("H100", 989), ("H200", 989),
     ("A100", 312), ("L40S", 362), ("L40", 181), ("L4", 121),
+]
+PEAK_HBM_TBS = [  # memory bandwidth (TB/s), same sources: decoding reads every weight once per token
+    ("H100 PCIe", 2.0), ("H100 NVL", 3.9), ("H200 NVL", 4.8), ("H100", 3.35), ("H200", 4.8),
+    ("A100-SXM4-80GB", 2.04), ("A100", 1.55), ("L40S", 0.864), ("L40", 0.864), ("L4", 0.3),
 ]
 
 
@@ -150,6 +156,17 @@ def peak_tflops(device_name: str) -> float:
     return float("nan")
 
 
+def peak_bandwidth(device_name: str) -> float:
+    for key, tbs in PEAK_HBM_TBS:
+        if key.lower() in device_name.lower():
+            return float(tbs)
+    return float("nan")
+
+
+def param_bytes(model) -> int:
+    return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
 def sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -187,14 +204,19 @@ def bench_generate_and_train(cfg: BenchConfig, tok, prompts: list[str], device: 
     enc = tok(prompts[:cfg.prompts] * cfg.generations, return_tensors="pt").to(device)
     P, C, B = cfg.prompt_tokens, cfg.new_tokens, cfg.sequences
 
-    def generate():
+    def generate(compiled: bool):
+        # TRL's default (dynamic KV cache, eager) or ours (train.RLConfig.compile_generation)
+        extra = dict(cache_implementation="static", disable_compile=False) if compiled else dict(disable_compile=True)
         return model.generate(**enc, do_sample=True, max_new_tokens=C, temperature=1.0, top_p=1.0, top_k=0,
-                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                              pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **extra)
 
-    log.info("(a) generation: %d sequences x %d new tokens after %d prompt tokens", B, C, P)
     model.eval()
-    gen_s = timed(generate, cfg.warmup, cfg.steps)
-    ids = generate()
+    gen_s = {}
+    for compiled in (False, True):
+        log.info("(a) generation, %s: %d sequences x %d new tokens after %d prompt tokens",
+                 "static cache + compiled decoding" if compiled else "TRL's default (dynamic cache, eager)", B, C, P)
+        gen_s[compiled] = timed(lambda: generate(compiled), cfg.warmup, cfg.steps)
+    ids = generate(True)
     assert ids.shape == (B, P + C), ids.shape
 
     # (b) RLOO's loss at num_iterations 1 is -A * ratio with ratio = 1: the gradient of -A log pi(y|x)
@@ -222,7 +244,8 @@ def bench_generate_and_train(cfg: BenchConfig, tok, prompts: list[str], device: 
     train_s = timed(train_step, cfg.warmup, cfg.steps)
     if not all(torch.isfinite(x).item() for x in losses):
         log.warning("(b) the policy-gradient loss was not finite: %s", [x.item() for x in losses])
-    return dict(params_matmul=body + head, params_head=head, params_lora=lora, gen_s=gen_s, train_s=train_s)
+    return dict(params_matmul=body + head, params_head=head, params_lora=lora, params_bytes=param_bytes(model),
+                gen_s=gen_s[False], gen_s_compiled=gen_s[True], train_s=train_s)
 
 
 # --------------------------------------------------------------------------- (c)
@@ -310,6 +333,8 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
     flops = dict(body=r["params_matmul"] - r["params_head"], head=r["params_head"], lora=r["params_lora"],
                  tokens=B * (P + C), completion_tokens=B * C)
     gen_flops, train_flops = model_flops(**flops, train=False), model_flops(**flops, train=True)
+    # the bandwidth floor of decoding: every weight read once per new token
+    gen_floor = r["params_bytes"] * C / (peak_bandwidth(name) * 1e12)
 
     def mfu(flops: float, seconds: float) -> float:
         return flops / seconds / (peak * 1e12)
@@ -322,6 +347,8 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
         "lora_r": cfg.lora.r, "lora_alpha": cfg.lora.alpha, "warmup": cfg.warmup, "timed_steps": cfg.steps,
         "params_matmul": r["params_matmul"], "params_lora": r["params_lora"], "peak_bf16_tflops": peak,
         "gen_s": r["gen_s"], "gen_tok_s": B * C / r["gen_s"], "gen_mfu": mfu(gen_flops, r["gen_s"]),
+        "gen_s_compiled": r["gen_s_compiled"], "gen_tok_s_compiled": B * C / r["gen_s_compiled"],
+        "gen_floor_s": gen_floor, "gen_x_floor_compiled": r["gen_s_compiled"] / gen_floor,
         "train_s": r["train_s"], "train_tok_s": B * (P + C) / r["train_s"],
         "train_mfu": mfu(train_flops, r["train_s"]),
         "step_s_ours": step_ours, "step_s_trl": step_trl, "speedup_vs_trl": step_trl / step_ours,
@@ -332,7 +359,8 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
     stem = Path(out) / slug
     write_json(stem.with_suffix(".json"), row)
     pd.DataFrame([row]).to_csv(stem.with_suffix(".csv"), index=False)
-    log.info("generation %.0f tok/s (MFU %.3f), training %.0f tok/s (MFU %.3f), RLOO step %.3f s ours vs %.3f s "
-             "plain TRL (x%.2f); wrote %s.{json,csv}", row["gen_tok_s"], row["gen_mfu"], row["train_tok_s"],
-             row["train_mfu"], step_ours, step_trl, row["speedup_vs_trl"], stem)
+    log.info("generation %.0f tok/s eager, %.0f tok/s compiled (%.1fx its bandwidth floor), training %.0f tok/s "
+             "(MFU %.3f), RLOO step %.3f s ours vs %.3f s plain TRL (x%.2f); wrote %s.{json,csv}", row["gen_tok_s"],
+             row["gen_tok_s_compiled"], row["gen_x_floor_compiled"], row["train_tok_s"], row["train_mfu"],
+             step_ours, step_trl, row["speedup_vs_trl"], stem)
     return row

@@ -227,6 +227,15 @@ class RLConfig(LoraTraining):
     top_p: float = 1.0
     max_grad_norm: float = 1.0
     logging_steps: int = 1
+    # On CUDA, decode with a static KV cache and a torch.compile'd forward replayed as CUDA graphs:
+    # decoding a batch is launch-bound (hundreds of small kernels per token, LoRA's included), and
+    # TRL turns transformers' compiled decoding off. The cache is sized once for the longest prompt,
+    # so every step reuses one compiled graph.
+    compile_generation: bool = True
+
+
+def compiled_generation(cfg: RLConfig, device: str) -> bool:
+    return cfg.compile_generation and device.startswith("cuda")
 
 
 def per_process(batch: int, key: str) -> int:
@@ -275,6 +284,10 @@ def rl_trainer(model, tok, rows: list[dict], objective: str, beta: float, rm, cf
         columns["demo_reward"] = [float(r["demo_reward"]) for r in rows]
     if objective == "rcfd2":
         columns["demo_tokens"] = [int(r["demo_tokens"]) for r in rows]
+    compiled = {}
+    if compiled_generation(cfg, device):
+        longest = max(len(ids) for ids in tok(columns["prompt"])["input_ids"])
+        compiled = dict(cache_implementation="static", generation_kwargs={"max_cache_len": longest + cfg.max_new_tokens})
     args = RLOOConfig(
         **_trainer_common(cfg, ckpt, device),
         max_steps=cfg.steps,
@@ -291,12 +304,15 @@ def rl_trainer(model, tok, rows: list[dict], objective: str, beta: float, rm, cf
         top_p=cfg.top_p,
         max_grad_norm=cfg.max_grad_norm,
         lr_scheduler_type="constant",
+        **compiled,
     )
-    return RLOOTrainer(
+    trainer = RLOOTrainer(
         model=model, reward_funcs=make_reward_func(objective, rm, alpha), args=args,
         train_dataset=Dataset.from_dict(columns), processing_class=tok,
         peft_config=cfg.lora.peft_config(), callbacks=_callbacks(),
     )
+    trainer.generation_config.disable_compile = not compiled
+    return trainer
 
 
 # --------------------------------------------------------------------------- SFT

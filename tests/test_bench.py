@@ -5,11 +5,11 @@ import math
 
 import pandas as pd
 
-from rcfd.bench import model_flops, peak_tflops
+from rcfd.bench import model_flops, peak_bandwidth, peak_tflops
 from rcfd.cli import main
 
-THROUGHPUTS = ["gen_s", "gen_tok_s", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
-MFUS = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl"]
+THROUGHPUTS = ["gen_s", "gen_tok_s", "gen_s_compiled", "gen_tok_s_compiled", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
+MFUS = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_floor_s", "gen_x_floor_compiled"]
 
 
 def test_bench_tiny_cpu(tmp_path):
@@ -21,7 +21,7 @@ def test_bench_tiny_cpu(tmp_path):
         assert key in row
     assert (row["shape"], row["sequences"], row["prompt_tokens"], row["new_tokens"]) == ("tiny", 4, 4, 4)
     assert all(math.isfinite(row[k]) and row[k] > 0 for k in THROUGHPUTS), row
-    assert all(math.isnan(row[k]) for k in MFUS)  # no GPU peak on CPU
+    assert all(math.isnan(row[k]) for k in MFUS)  # no GPU peak FLOP/s or bandwidth on CPU
     csv = pd.read_csv(tmp_path / "cpu-tiny-movies.csv")
     assert set(csv.columns) == set(row)
     assert csv["gen_tok_s"].iloc[0] > 0 and csv["train_mfu"].isna().all()
@@ -38,3 +38,33 @@ def test_flops_and_peaks():
     assert model_flops(body=10, head=5, lora=0, tokens=3, completion_tokens=1, train=False) == 70
     assert peak_tflops("NVIDIA H100 80GB HBM3") == 989 and peak_tflops("NVIDIA H100 PCIe") == 756
     assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312 and math.isnan(peak_tflops("Some GPU"))
+    assert peak_bandwidth("NVIDIA H100 80GB HBM3") == 3.35 and peak_bandwidth("NVIDIA H100 PCIe") == 2.0
+    assert math.isnan(peak_bandwidth("cpu"))
+
+
+def test_compiled_generation_settings(tmp_path, monkeypatch):
+    """On CUDA the RL trainer decodes with a static cache sized once for the longest prompt and with
+    transformers' compiled forward (TRL turns it off); elsewhere it keeps TRL's settings. Checked on
+    CPU by pretending to be on CUDA: the settings, and that a step runs with the static cache."""
+    from rcfd import bench, train
+    from rcfd.rewards import ClassifierReward, RewardModelConfig
+
+    cfg = bench.BenchConfig(shape="tiny", prompts=2, prompt_tokens=4, new_tokens=3, device="cpu")
+    tok = bench.synthetic_tokenizer(512)
+    rm_path = bench.save_reward_model(tok, "tiny", tmp_path / "rm")
+    rm = ClassifierReward(str(rm_path), RewardModelConfig(max_length=16), "cpu")
+    rows = [{"prompt": p, "demo_reward": 0.5} for p in ["w2 w3", "w4 w5 w6 w7 w8 w9", "w10", "w11 w12"]]
+    rl = train.RLConfig(steps=1, prompts_per_step=2, num_generations=2, max_new_tokens=3, device="cpu")
+
+    def trainer(name):
+        model, _, _ = bench.build_policy(cfg, "cpu")
+        return train.rl_trainer(model, tok, rows, "rcfd", 0.0, rm, rl, train.Checkpoints(tmp_path / name))
+
+    default = trainer("default").generation_config
+    assert default.disable_compile and default.cache_implementation is None
+    monkeypatch.setattr(train, "compiled_generation", lambda cfg, device: True)
+    t = trainer("compiled")
+    assert not t.generation_config.disable_compile
+    assert (t.generation_config.cache_implementation, t.generation_config.max_cache_len) == ("static", 6 + 3)
+    t.train()
+    assert t.state.global_step == 1
