@@ -7,6 +7,7 @@ validated config), its inputs and outputs from explicit paths, and writes result
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -138,7 +139,7 @@ def step_train(a) -> None:
     if method.kind == "sft":
         history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out, ckpt)
     elif method.kind == "rl":
-        cfg = from_params(RLConfig, a.params["rl"], "train.rl")
+        cfg = dataclasses.replace(from_params(RLConfig, a.params["rl"], "train.rl"), algorithm=method.algorithm)
         history = train_rl(a.policy, rows, method.objective, method.beta, _reward_model(a), cfg, a.out,
                            alpha=method.alpha, ckpt=ckpt)
     elif method.kind == "dpo":
@@ -289,6 +290,29 @@ def step_comparison(a) -> None:
     write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
+def step_algorithms(a) -> None:
+    """RLOO next to PPO: the RL runs' metrics and, from each policy folder's train_log.csv, the
+    median wall seconds of a training step (--policies in the order of --metrics)."""
+    import pandas as pd
+
+    from .provenance import write_provenance
+    from .tables import algorithm_comparison, load_metrics, write_table
+
+    metrics = load_metrics(a.metrics)
+    seconds = {}
+    for policy in a.policies:
+        log_file = Path(policy) / "train_log.csv"
+        if not log_file.exists():
+            raise InputError(f"{log_file}: missing (the training log of {policy})")
+        seconds[Path(policy).parent.parent.name] = pd.read_csv(log_file)["step_time"].median()
+    table = algorithm_comparison(metrics, seconds)
+    caption = ("RLOO (TRL) next to PPO with a value head (rcfd/ppo.py), the same RL methods, data, reward, LoRA and "
+               "steps: alignment score A, average reward, length, diversity, and median wall seconds per step")
+    paths = write_table(table, a.out, caption, decimals=3)
+    log.info("\n%s", table.to_string(index=False))
+    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+
+
 def step_appendix(a) -> None:
     """The alignment-estimator sensitivity table (rcfd.tables.APPENDIX) from every run's scored
     samples; --metrics are the same runs' metrics files (in the same order: they give the task)."""
@@ -369,6 +393,7 @@ STEPS = {
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
     "comparison": (step_comparison, ["metrics+", "out"]),
     "appendix": (step_appendix, ["scored+", "metrics+", "out"]),
+    "algorithms": (step_algorithms, ["metrics+", "policies+", "out"]),
     "bench": (step_bench, ["shape", "use_case", "out"]),
 }
 

@@ -8,6 +8,8 @@ alpha<a>      RL on R_alpha = R_RM + a * R_length, R_length = -|y| (use case 3),
 rcfd2         RL on RCfD with two rewards, R_RM and R_length, each calibrated and whitened (use case 3)
 dpo           DPO on (demonstration, corrupted summary) pairs, from the SFT policy ("DPO with SFT")
 dpo_early     the same DPO run stopped early (the paper's early-stopped checkpoint)
+<rl method>_ppo  the same RL method trained with PPO and a value head (rcfd/ppo.py) instead of RLOO
+              (config `algorithm: ppo` renames every RL method so; `snakemake rloo_vs_ppo` compares)
 greedy, temp<t>, nucleus<p>
               decoding baselines of the base model (paper, use case 1): greedy decoding,
               temperature t, nucleus sampling with top-p p; no training
@@ -16,12 +18,14 @@ demonstrations  the human demonstrations themselves (evaluated, never trained)
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 
 _NUMBER = r"[0-9]+(\.[0-9]+)?"
-METHOD_REGEX = (rf"base|sft|rcfd2|rcfd|beta{_NUMBER}|alpha{_NUMBER}|dpo_early|dpo|greedy|temp{_NUMBER}|nucleus{_NUMBER}"
-                r"|demonstrations")
+PPO = "_ppo"  # suffix of an RL method trained with PPO
+METHOD_REGEX = (rf"base|sft|(rcfd2|rcfd|beta{_NUMBER}|alpha{_NUMBER})({PPO})?|dpo_early|dpo|greedy|temp{_NUMBER}"
+                rf"|nucleus{_NUMBER}|demonstrations")
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,17 @@ class Method:
     beta: float = 0.0
     alpha: float = 0.0  # weight of the length reward R_length = -|y|
     decoding: tuple[tuple[str, float], ...] = ()  # generate-setting overrides, kind "decoding"
+    algorithm: str = "rloo"  # the RL optimiser, kind "rl": "rloo" or "ppo"
 
     @property
     def label(self) -> str:
+        return self._label + (" (PPO)" if self.algorithm == "ppo" else "")
+
+    @property
+    def _label(self) -> str:
         if self.kind == "rl" and self.objective == "reward":
             return f"R α={self.alpha:g}" if self.alpha else f"R β={self.beta:g}"
-        if self.name == "rcfd2":
+        if self.objective == "rcfd2":
             return "RCfD (two rewards)"
         if self.kind == "dpo":
             return "DPO+SFT early-stopped" if self.name == "dpo_early" else "DPO with SFT"
@@ -55,7 +64,7 @@ class Method:
     def length_block(self) -> bool:
         """In the paper's length-reward block (Table 1, use case 3): R_alpha, two-reward RCfD and the
         early-stopped DPO baseline shown beside them; their A averages the R_RM and length scores."""
-        return self.alpha > 0 or self.name in ("rcfd2", "dpo_early")
+        return self.alpha > 0 or self.objective == "rcfd2" or self.name == "dpo_early"
 
     @property
     def generation_overrides(self) -> dict[str, float]:
@@ -70,10 +79,17 @@ def alpha_name(alpha: float) -> str:
     return f"alpha{alpha:g}"
 
 
+def with_algorithm(name: str, algorithm: str) -> str:
+    """An RL method's name for `algorithm` (beta0 -> beta0_ppo); other methods are unchanged."""
+    return name + PPO if algorithm == "ppo" and parse_method(name).kind == "rl" else name
+
+
 def parse_method(name: str) -> Method:
     if not re.fullmatch(METHOD_REGEX, name):
         raise ValueError(f"unknown method {name!r}; expected base, sft, rcfd, demonstrations, beta<number>, "
-                         "greedy, temp<number> or nucleus<number>")
+                         "greedy, temp<number> or nucleus<number> (an RL method may end in _ppo)")
+    if name.endswith(PPO):
+        return dataclasses.replace(parse_method(name.removesuffix(PPO)), name=name, algorithm="ppo")
     if name.startswith("beta"):
         return Method(name, "rl", "reward", float(name[4:]))
     if name.startswith("alpha"):
@@ -96,4 +112,5 @@ def sort_key(name: str) -> tuple:
     RCfD; then the length-reward block: early-stopped DPO, R alpha ascending, two-reward RCfD."""
     m = parse_method(name)
     order = {"demonstrations": 0, "base": 1, "decoding": 2, "sft": 3, "dpo": 4, "rl": 5}[m.kind]
-    return (m.length_block, order, m.objective in ("rcfd", "rcfd2"), m.beta, m.alpha, m.decoding)
+    return (m.length_block, order, m.objective in ("rcfd", "rcfd2"), m.beta, m.alpha, m.decoding,
+            m.algorithm == "ppo")

@@ -218,6 +218,26 @@ def write_table(table: pd.DataFrame, prefix: str | Path, caption: str, decimals:
 
 
 
+ALGORITHM_COLUMNS = {"alignment": "A ↓", "avg_reward": "avg R", "mean_tokens": "length", "distinct_2": "distinct-2",
+                     "self_bleu": "self-BLEU"}
+
+
+def algorithm_comparison(metrics: pd.DataFrame, seconds_per_step: dict[str, float]) -> pd.DataFrame:
+    """RLOO next to PPO (issue: the paper's optimiser): per RL method and optimiser, the alignment
+    score, average reward, length, diversity (means over seeds) and the median wall seconds of a
+    training step (`seconds_per_step`, by method name)."""
+    rl = metrics[[parse_method(m).kind == "rl" for m in metrics["method"]]]
+    if rl.empty:
+        raise InputError("rloo_vs_ppo: no RL runs among the metrics")
+    table = rl.groupby("method")[list(ALGORITHM_COLUMNS)].mean()
+    table = table.loc[sorted(table.index, key=sort_key)]
+    methods = [parse_method(m) for m in table.index]
+    table.insert(0, "algorithm", [m.algorithm.upper() for m in methods])
+    table.insert(0, "method", [parse_method(m.name.removesuffix("_ppo")).label for m in methods])
+    table["s/step"] = [seconds_per_step.get(m.name, np.nan) for m in methods]
+    return table.rename(columns=ALGORITHM_COLUMNS).reset_index(drop=True).round(3)
+
+
 def comparison(metrics: pd.DataFrame, names: list[str], labels: dict | None = None) -> pd.DataFrame:
     """This run's numbers next to the paper's (rcfd/paper/<name>.csv), one row per (paper table,
     method, paper metric), for the tables `names`.

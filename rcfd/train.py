@@ -232,6 +232,18 @@ class RLConfig(LoraTraining):
     # TRL turns transformers' compiled decoding off. The cache is sized once for the longest prompt,
     # so every step reuses one compiled graph.
     compile_generation: bool = True
+    # "rloo" (TRL's RLOOTrainer) or "ppo" (rcfd.ppo: value head, GAE; num_iterations = PPO epochs)
+    algorithm: str = "rloo"
+    gamma: float = 1.0  # PPO only: discount
+    gae_lambda: float = 0.95  # PPO only: GAE lambda (TRL's former PPO default)
+    value_coef: float = 0.1  # PPO only: weight of the value loss (TRL's former default)
+    value_clip: float = 0.2  # PPO only: clip range of the value update (TRL's former default)
+    minibatches: int = 1  # PPO only: minibatches per epoch over one rollout
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.algorithm not in ("rloo", "ppo"):
+            raise InputError(f"config key 'algorithm': {self.algorithm!r}, expected 'rloo' or 'ppo'")
 
 
 def compiled_generation(cfg: RLConfig, device: str) -> bool:
@@ -260,14 +272,18 @@ def _trainer_common(cfg, ckpt: Checkpoints, device: str) -> dict:
 
 def train_rl(policy: str, rows: list[dict], objective: str, beta: float, rm, cfg: RLConfig, out: str | Path,
              alpha: float = 0.0, ckpt: Checkpoints | None = None) -> list[dict]:
-    """Train a LoRA policy with RLOO on `objective` ("reward", "rcfd" or "rcfd2", see
-    rewards.make_reward_func), KL weight `beta` and length-reward weight `alpha`."""
+    """Train a LoRA policy with RLOO (or PPO, `cfg.algorithm`) on `objective` ("reward", "rcfd" or
+    "rcfd2", see rewards.make_reward_func), KL weight `beta` and length-reward weight `alpha`."""
     from transformers import AutoModelForCausalLM
 
     seed_everything(cfg.seed)
     out = Path(out)
     ckpt = _checkpoints(ckpt, out)
     model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(pick_device(cfg.device)))
+    if cfg.algorithm == "ppo":
+        from .ppo import train_ppo
+
+        return train_ppo(model, load_tokenizer(policy), rows, objective, beta, rm, cfg, ckpt, alpha, out)
     trainer = rl_trainer(model, load_tokenizer(policy), rows, objective, beta, rm, cfg, ckpt, alpha)
     return _fit(trainer, ckpt, lambda t: t.save_model(str(out)))
 

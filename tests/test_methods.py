@@ -37,3 +37,22 @@ def test_summarisation_methods():
              "alpha0.005", "beta0"]
     assert sorted(names, key=sort_key) == ["demonstrations", "base", "sft", "dpo", "beta0", "beta0.12", "rcfd",
                                            "dpo_early", "alpha0.005", "alpha0.01", "rcfd2"]
+
+
+def test_ppo_variants_of_the_rl_methods():
+    from rcfd.methods import with_algorithm
+
+    m = parse_method("beta0.1_ppo")
+    assert (m.kind, m.objective, m.beta, m.algorithm, m.label) == ("rl", "reward", 0.1, "ppo", "R β=0.1 (PPO)")
+    two = parse_method("rcfd2_ppo")
+    assert two.label == "RCfD (two rewards) (PPO)" and two.length_block
+    assert parse_method("rcfd").algorithm == "rloo"
+    assert [with_algorithm(n, "ppo") for n in ("base", "sft", "dpo", "rcfd", "alpha0.01")] == \
+        ["base", "sft", "dpo", "rcfd_ppo", "alpha0.01_ppo"]
+    assert with_algorithm("rcfd", "rloo") == "rcfd"
+    for bad in ("sft_ppo", "base_ppo", "rcfd_ppo_ppo"):
+        with pytest.raises(ValueError):
+            parse_method(bad)
+    # each PPO row right after its RLOO row
+    names = ["rcfd_ppo", "beta0", "rcfd", "beta0_ppo", "sft"]
+    assert sorted(names, key=sort_key) == ["sft", "beta0", "beta0_ppo", "rcfd", "rcfd_ppo"]

@@ -49,6 +49,7 @@ def adapter(out):
 
 @pytest.mark.parametrize("method,params", [
     ("rcfd", {"rl": RL, "reward_model": {"device": "cpu", "batch_size": 8, "max_length": 32}}),
+    ("rcfd_ppo", {"rl": RL, "reward_model": {"device": "cpu", "batch_size": 8, "max_length": 32}}),
     ("sft", {"sft": SFT}),
 ])
 def test_killed_training_resumes_and_matches_an_uninterrupted_run(method, params, tiny_models, prompts, tmp_path):

@@ -76,8 +76,9 @@ def test_every_rule_takes_its_job_resources_from_the_config(tmp_path):
     want = {r: {"mem_mb": 1000 + i, "runtime": 100 + i, "gpu": i % 2} for i, r in enumerate(sorted(set(rules) - {"all"}))}
     config["job_resources"] = {"default": {"mem_mb": 999, "runtime": 99, "gpu": 0}, **want}
     (tmp_path / "configs/res.yaml").write_text(yaml.safe_dump(config))
-    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile", "configs/res.yaml"],
-                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "snakemake", "all", "rloo_vs_ppo", "-n", "--cores", "2",
+                          "--configfile", "configs/res.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
     seen = {}
     for block in re.split(r"^(?=rule \w+:$)", out, flags=re.M):
         m = re.match(r"rule (\w+):", block)
@@ -253,3 +254,26 @@ def test_paper_config_plans_the_paper_runs_from_hub_ids(tmp_path):
     commands = [line for line in out.splitlines() if "python -m rcfd train " in line]
     assert commands and all("--policy chavinlo/alpaca-native" in c for c in commands if "runs/summaries/" in c)
     assert all("--policy meta-llama/Llama-2-7b-hf" in c for c in commands if "runs/summaries/" not in c)
+
+
+def test_smoke_rloo_vs_ppo(smoke_run):
+    """`snakemake rloo_vs_ppo` trains every movie-review RL method again with PPO (rcfd/ppo.py) and
+    tabulates both; `--config algorithm=ppo` puts PPO's tables beside, not over, the RLOO ones."""
+    work, configfile = smoke_run
+    config = yaml.safe_load(configfile.read_text())
+    results = work / config["results_dir"]
+    rloo_table = (results / "tables/table6.csv").read_bytes()
+    _run(work, configfile, targets=("rloo_vs_ppo",))
+    table = pd.read_csv(results / "tables/rloo_vs_ppo.csv")
+    rl = [f"R β={b:g}" for b in config["movies"]["betas"]] + ["RCfD"]
+    assert list(table["method"]) == [m for m in rl for _ in range(2)]
+    assert list(table["algorithm"]) == ["RLOO", "PPO"] * len(rl)
+    assert table.notna().all().all() and (table["s/step"] > 0).all()
+    log = pd.read_csv(results / "runs/movies/rcfd_ppo/seed0/policy/train_log.csv")
+    assert {"reward", "kl", "value_loss", "policy_loss", "step_time"} <= set(log.columns)
+    assert log["loss"].notna().sum() == config["movies"]["rl"]["steps"]
+    ppo = dict(config, algorithm="ppo")
+    (work / "configs/smoke_ppo.yaml").write_text(yaml.safe_dump(ppo))
+    plan = _planned(work, work / "configs/smoke_ppo.yaml", "table6")
+    assert plan == {"table6": 1}  # the PPO runs exist; only their table, in tables/ppo/, is missing
+    assert (results / "tables/table6.csv").read_bytes() == rloo_table

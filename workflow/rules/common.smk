@@ -3,7 +3,7 @@ import json
 import os
 
 from rcfd.config import check_config, config_hash
-from rcfd.methods import METHOD_REGEX, alpha_name, beta_name, parse_method
+from rcfd.methods import METHOD_REGEX, alpha_name, beta_name, parse_method, with_algorithm
 from rcfd.tables import labels_of
 
 
@@ -11,6 +11,10 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 R = config["results_dir"]  # per-run results (tables, metrics, trained adapters)
 F = config["figures_dir"]
+ALGORITHM = config.get("algorithm", "rloo")
+# where tables and figures go: PPO's (`--config algorithm=ppo`) beside, not over, the RLOO ones
+TABLES = f"{R}/tables" if ALGORITHM == "rloo" else f"{R}/tables/{ALGORITHM}"
+FIGURES = F if ALGORITHM == "rloo" else f"{F}/{ALGORITHM}"
 RES = config["resources_dir"]  # downloads and model folders shared by every scale
 LOGS = f"{R}/logs"
 BENCH = f"{R}/benchmarks"
@@ -28,11 +32,12 @@ wildcard_constraints:
     name="[A-Za-z0-9._-]+",
 
 
-def methods(task):
+def methods(task, algorithm=ALGORITHM):
     """Every evaluated method of a task: configured ones plus one R_beta per beta of the sweep (and
-    one R_alpha per alpha of the length-reward sweep)."""
+    one R_alpha per alpha of the length-reward sweep); the RL ones named for `algorithm`."""
     t = config[task]
-    return list(t["methods"]) + [beta_name(b) for b in t["betas"]] + [alpha_name(a) for a in t.get("alphas", [])]
+    names = list(t["methods"]) + [beta_name(b) for b in t["betas"]] + [alpha_name(a) for a in t.get("alphas", [])]
+    return [with_algorithm(m, algorithm) for m in names]
 
 
 def asset_path(name):
@@ -139,7 +144,7 @@ def train_params(task, method, seed):
         return as_json({"sft": with_runtime(t["sft"], seed)})
     if parse_method(method).kind == "dpo":  # its start, the SFT policy, is also an input of the rule
         return as_json({"dpo": with_runtime(t["dpo"], seed), "sft_policy": f"{run_dir(task, 'sft', seed)}/policy"})
-    return as_json({"rl": with_runtime(t["rl"], seed), **score_params(task)})
+    return as_json({"rl": with_runtime(t["rl"], seed), **score_params(task)})  # the algorithm: in the method's name
 
 
 def generate_params(task, method, seed):
@@ -173,12 +178,18 @@ def run_outputs(task, filename):
     return [f"{d}/{filename}" for d in runs + [run_dir(task, "demonstrations", 0)]]
 
 
-def table_files(name):
-    return expand(f"{R}/tables/{name}.{{ext}}", ext=["csv", "md", "tex"])
+def table_files(name, folder=None):
+    return expand(f"{folder or TABLES}/{name}.{{ext}}", ext=["csv", "md", "tex"])
 
 
 def figure_files(name):
-    return expand(f"{F}/{name}.{{ext}}", ext=["pdf", "png"])
+    return expand(f"{FIGURES}/{name}.{{ext}}", ext=["pdf", "png"])
+
+
+def algorithm_runs(task, filename):
+    """`filename` of every RL run of a task (first seed), trained with RLOO and with PPO."""
+    rl = [m for a in ("rloo", "ppo") for m in methods(task, a) if parse_method(m).kind == "rl"]
+    return [f"{run_dir(task, m, config['seeds'][0])}/{filename}" for m in rl]
 
 
 # the tables and figures each task produces

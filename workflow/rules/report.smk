@@ -183,3 +183,28 @@ rule appendix_alignment:
     shell:
         "python -m rcfd appendix --threads {threads} --params {params.p:q} --scored {input.scored}"
         " --metrics {input.metrics} --out {params.prefix} > {log} 2>&1"
+
+
+# RLOO next to PPO on the movie-review use case (`snakemake rloo_vs_ppo`): every RL method trained
+# with each optimiser. Not part of `all`: it trains every RL method a second time.
+rule rloo_vs_ppo:
+    input:
+        metrics=lambda w: algorithm_runs("movies", "metrics.csv"),
+        policies=lambda w: algorithm_runs("movies", "policy"),
+    output:
+        table_files("rloo_vs_ppo", f"{R}/tables"),
+    params:
+        p=lambda w: as_json({"name": "rloo_vs_ppo", "config_hash": task_config_hash("movies")}),
+        prefix=prefix_of,
+    resources:
+        **job_resources("rloo_vs_ppo"),
+    threads: config["threads_per_job"]
+    log:
+        f"{LOGS}/rloo_vs_ppo.log",
+    benchmark:
+        f"{BENCH}/rloo_vs_ppo.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd algorithms --threads {threads} --params {params.p:q} --metrics {input.metrics}"
+        " --policies {input.policies} --out {params.prefix} > {log} 2>&1"
