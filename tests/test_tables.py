@@ -156,10 +156,11 @@ def test_rloo_vs_ppo_table():
              "distinct_2": 0.5, "self_bleu": 10.0}
             for m, a, r in [("rcfd_ppo", 0.3, 1.5), ("beta0", 1.2, 2.3), ("rcfd", 0.2, 1.8), ("beta0_ppo", 0.9, 2.0),
                             ("base", 0.1, 0.5), ("demonstrations", 0.0, 1.2)]]
-    table = algorithm_comparison(pd.DataFrame(rows), {"rcfd": 30.0, "rcfd_ppo": 25.0, "beta0": 31.0})
+    table = algorithm_comparison(pd.DataFrame(rows), {"rcfd": [30.0, 20.0, 40.0], "rcfd_ppo": [25.0], "beta0": [31.0]})
     assert list(table["method"]) == ["R β=0", "R β=0", "RCfD", "RCfD"]  # RL runs only, RLOO then PPO
     assert list(table["algorithm"]) == ["RLOO", "PPO", "RLOO", "PPO"]
     assert list(table["A ↓"]) == [1.2, 0.9, 0.2, 0.3]
     assert table["s/step"].tolist()[2:] == [30.0, 25.0] and pd.isna(table["s/step"][1])
+    assert table["fastest step (s)"].tolist()[2:] == [20.0, 25.0]
     with pytest.raises(InputError, match="no RL runs"):
         algorithm_comparison(pd.DataFrame(rows[4:]), {})
