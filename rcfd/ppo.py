@@ -13,8 +13,9 @@ settings, data and checkpoint folder (train.Checkpoints). One step:
   5. update    `num_iterations` epochs over `minibatches` minibatches: clipped policy loss
                (`epsilon`) + `value_coef` * clipped value loss (`value_clip`), one AdamW step each.
 
-The value head is a linear layer on the policy's last hidden state: it shares the LoRA-adapted
-trunk, as in the paper's (and TRL's former) PPO.
+The value head is a linear layer on the policy's last hidden state, detached: value gradients do
+not reach the policy's LoRA weights. A shared trunk (TRL's former PPO) let them, and at beta = 0
+the movie-review policies then collapsed into gibberish within 36 steps (README, "PPO").
 """
 
 from __future__ import annotations
@@ -98,11 +99,11 @@ class ValueHead(torch.nn.Module):
 
 def logprobs_and_values(model, head: ValueHead | None, ids, attention, n_prompt: int):
     """Log-probabilities of the completion tokens ids[:, n_prompt:] and the value of the state before
-    each of them (the value head on the hidden state that predicts the token)."""
+    each of them (the value head on the hidden state that predicts the token, detached)."""
     out = model(input_ids=ids, attention_mask=attention, output_hidden_states=head is not None)
     logits = out.logits[:, n_prompt - 1:-1].float()
     logp = torch.gather(F.log_softmax(logits, -1), 2, ids[:, n_prompt:, None]).squeeze(-1)
-    values = head(out.hidden_states[-1][:, n_prompt - 1:-1]) if head is not None else None
+    values = head(out.hidden_states[-1][:, n_prompt - 1:-1].detach()) if head is not None else None
     return logp, values
 
 

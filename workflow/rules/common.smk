@@ -16,8 +16,9 @@ ALGORITHM = config.get("algorithm", "rloo")
 TABLES = f"{R}/tables" if ALGORITHM == "rloo" else f"{R}/tables/{ALGORITHM}"
 FIGURES = F if ALGORITHM == "rloo" else f"{F}/{ALGORITHM}"
 RES = config["resources_dir"]  # downloads and model folders shared by every scale
-LOGS = f"{R}/logs"
-BENCH = f"{R}/benchmarks"
+# `--config algorithm=ppo` keeps its own logs and benchmarks (its table jobs share the RLOO ones' names)
+LOGS = f"{R}/logs" if ALGORITHM == "rloo" else f"{R}/logs/{ALGORITHM}"
+BENCH = f"{R}/benchmarks" if ALGORITHM == "rloo" else f"{R}/benchmarks/{ALGORITHM}"
 
 
 # where each PyPI-shipped data asset lands (the format is what the step reading it expects)
