@@ -13,9 +13,10 @@ settings, data and checkpoint folder (train.Checkpoints). One step:
   5. update    `num_iterations` epochs over `minibatches` minibatches: clipped policy loss
                (`epsilon`) + `value_coef` * clipped value loss (`value_clip`), one AdamW step each.
 
-The value head is a linear layer on the policy's last hidden state, detached: value gradients do
-not reach the policy's LoRA weights. A shared trunk (TRL's former PPO) let them, and at beta = 0
-the movie-review policies then collapsed into gibberish within 36 steps (README, "PPO").
+The value head is a linear layer on the policy's last hidden state, zero-initialised and detached
+(value gradients do not reach the policy's LoRA weights). With a randomly initialised head the
+movie-review policies at beta = 0 drifted into word salad (its noise swamped the scores), whether
+the head shared the trunk or not (README, "PPO next to RLOO").
 """
 
 from __future__ import annotations
@@ -90,7 +91,10 @@ class ValueHead(torch.nn.Module):
     def __init__(self, hidden_size: int):
         super().__init__()
         self.linear = torch.nn.Linear(hidden_size, 1)
-        torch.nn.init.normal_(self.linear.weight, std=1 / np.sqrt(hidden_size + 1))
+        # zero: the first advantages are the discounted scores themselves, not a random critic's
+        # noise (a random head on hidden states of norm >> 1 swamped the unit-variance scores, and
+        # the beta = 0 policies drifted into word salad; README, "PPO next to RLOO")
+        torch.nn.init.zeros_(self.linear.weight)
         torch.nn.init.zeros_(self.linear.bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
