@@ -40,10 +40,11 @@ class Method:
 
     @property
     def label(self) -> str:
-        return self._label + (" (PPO)" if self.algorithm == "ppo" else "")
+        return self.base_label + (" (PPO)" if self.algorithm == "ppo" else "")
 
     @property
-    def _label(self) -> str:
+    def base_label(self) -> str:
+        """The label without the optimiser (RCfD for rcfd and rcfd_ppo)."""
         if self.kind == "rl" and self.objective == "reward":
             return f"R α={self.alpha:g}" if self.alpha else f"R β={self.beta:g}"
         if self.objective == "rcfd2":

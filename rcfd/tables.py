@@ -234,7 +234,7 @@ def algorithm_comparison(metrics: pd.DataFrame, step_seconds: dict[str, list[flo
     table = table.loc[sorted(table.index, key=sort_key)]
     methods = [parse_method(m) for m in table.index]
     table.insert(0, "algorithm", [m.algorithm.upper() for m in methods])
-    table.insert(0, "method", [parse_method(m.name.removesuffix("_ppo")).label for m in methods])
+    table.insert(0, "method", [m.base_label for m in methods])
     table["s/step"] = [np.median(step_seconds[m.name]) if m.name in step_seconds else np.nan for m in methods]
     table["fastest step (s)"] = [min(step_seconds[m.name]) if m.name in step_seconds else np.nan for m in methods]
     return table.rename(columns=ALGORITHM_COLUMNS).reset_index(drop=True).round(3)

@@ -12,13 +12,19 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 R = config["results_dir"]  # per-run results (tables, metrics, trained adapters)
 F = config["figures_dir"]
 ALGORITHM = config.get("algorithm", "rloo")
-# where tables and figures go: PPO's (`--config algorithm=ppo`) beside, not over, the RLOO ones
-TABLES = f"{R}/tables" if ALGORITHM == "rloo" else f"{R}/tables/{ALGORITHM}"
-FIGURES = F if ALGORITHM == "rloo" else f"{F}/{ALGORITHM}"
+
+
+def per_algorithm(folder):
+    """`--config algorithm=ppo` writes its tables, figures, logs and benchmarks beside, not over, the
+    RLOO ones (its table jobs have the same names)."""
+    return folder if ALGORITHM == "rloo" else f"{folder}/{ALGORITHM}"
+
+
+TABLES = per_algorithm(f"{R}/tables")
+FIGURES = per_algorithm(F)
 RES = config["resources_dir"]  # downloads and model folders shared by every scale
-# `--config algorithm=ppo` keeps its own logs and benchmarks (its table jobs share the RLOO ones' names)
-LOGS = f"{R}/logs" if ALGORITHM == "rloo" else f"{R}/logs/{ALGORITHM}"
-BENCH = f"{R}/benchmarks" if ALGORITHM == "rloo" else f"{R}/benchmarks/{ALGORITHM}"
+LOGS = per_algorithm(f"{R}/logs")
+BENCH = per_algorithm(f"{R}/benchmarks")
 
 
 # where each PyPI-shipped data asset lands (the format is what the step reading it expects)
