@@ -16,19 +16,25 @@ def committed_runs(task: str, filename: str, results: Path = REPO / "results") -
                   if not p.parent.parent.name.endswith("_ppo"))
 
 
-@pytest.mark.parametrize("name", sorted(TABLES))
-def test_committed_table_rebuilds_from_per_run_csvs(name):
-    committed = REPO / "results/tables" / f"{name}.csv"
+def assert_table_rebuilds(name: str, results: Path = REPO / "results") -> pd.DataFrame:
+    """Table `name` built from the per-run metrics under `results` equals the committed one; returns it."""
+    import yaml
+
+    committed = results / "tables" / f"{name}.csv"
     if not committed.exists():
         pytest.skip(f"{committed} is not committed yet")
     cfg = TABLES[name]
-    runs = committed_runs(cfg.task, "metrics.csv")
-    assert runs, f"no per-run metrics under results/runs/{cfg.task}"
-    import yaml
-
+    runs = committed_runs(cfg.task, "metrics.csv", results)
+    assert runs, f"no per-run metrics under {results}/runs/{cfg.task}"
     config = yaml.safe_load((REPO / "config.yaml").read_text())
     rebuilt = build_table(load_metrics(runs), cfg, labels_of(config[cfg.task]["evaluate"]))
     pd.testing.assert_frame_equal(rebuilt, pd.read_csv(committed), check_dtype=False)
+    return rebuilt
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_committed_table_rebuilds_from_per_run_csvs(name):
+    assert_table_rebuilds(name)
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
@@ -56,16 +62,6 @@ def test_appendix_configured_estimator_is_the_tables_alignment(name):
 def test_three_seed_movie_table_rebuilds_with_confidence_intervals():
     """The three-seed movie-review run (results/ablations/movies_seeds) gives its committed Table 6:
     means and 95% CI half-widths over the seeds, from its per-run CSVs."""
-    import yaml
-
-    results = REPO / "results/ablations/movies_seeds/run"
-    committed = results / "tables/table6.csv"
-    if not committed.exists():
-        pytest.skip(f"{committed} is not committed yet")
-    config = yaml.safe_load((REPO / "config.yaml").read_text())
-    rebuilt = build_table(load_metrics(committed_runs("movies", "metrics.csv", results)), TABLES["table6"],
-                          labels_of(config["movies"]["evaluate"]))
-    pd.testing.assert_frame_equal(rebuilt, pd.read_csv(committed), check_dtype=False)
-    table = rebuilt.set_index("method")
+    table = assert_table_rebuilds("table6", REPO / "results/ablations/movies_seeds/run").set_index("method")
     assert (table.drop("demonstrations")["seeds"] == 3).all()
     assert table.drop("demonstrations")["A ↓_ci95"].gt(0).all()
