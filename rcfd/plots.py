@@ -153,17 +153,19 @@ def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = 
     cols = ["mean_tokens", "avg_reward"]
     stats = summarise(metrics, "method", cols)
     means = stats[cols]
-    front = sorted((m for m in means.index if m == "beta0" or parse_method(m).alpha > 0),
+    sweep = sorted((m for m in means.index if m == "beta0" or parse_method(m).alpha > 0),
                    key=lambda m: parse_method(m).alpha)
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     palette = sns.color_palette("colorblind")
-    if front:
-        ax.plot(means.loc[front, "mean_tokens"], means.loc[front, "avg_reward"], "-o", color=palette[0],
-                label="R α sweep (α=0 is R β=0)")
-        for m in front:
+    if sweep:
+        ax.scatter(means.loc[sweep, "mean_tokens"], means.loc[sweep, "avg_reward"], color=palette[0],
+                   label="R α sweep (α=0 is R β=0)", zorder=3)
+        front = means.loc[non_dominated(means.loc[sweep])].sort_values("mean_tokens")
+        ax.plot(front["mean_tokens"], front["avg_reward"], "-", color=palette[0], label="its Pareto front")
+        for m in sweep:
             ax.annotate(f"α={parse_method(m).alpha:g}", means.loc[m, ["mean_tokens", "avg_reward"]],
                         fontsize=7, xytext=(4, 4), textcoords="offset points")
-    for i, m in enumerate(sorted((m for m in means.index if m not in front), key=sort_key)):
+    for i, m in enumerate(sorted((m for m in means.index if m not in sweep), key=sort_key)):
         human = m == HUMAN
         ax.scatter(*means.loc[m, ["mean_tokens", "avg_reward"]], marker="*" if human else "s",
                    s=160 if human else 50, color="black" if human else palette[(i + 1) % len(palette)],
@@ -173,9 +175,20 @@ def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = 
                     yerr=stats["avg_reward" + CI].fillna(0), fmt="none", ecolor="grey", elinewidth=1, capsize=2, zorder=2)
     ax.set_xlabel("average length (policy tokens)")
     ax.set_ylabel("average R_RM")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax.set_title("Reward vs length: the α front and RCfD", fontsize=9)
+    fig.tight_layout()
     return _save(fig, prefix, cfg)
+
+
+def non_dominated(points: pd.DataFrame) -> list:
+    """The rows (mean_tokens, avg_reward) that no other row beats: none is as short and as
+    rewarded and strictly better in one of the two. Joined by length they are the Pareto front."""
+    def beaten(a, b):
+        return (b.mean_tokens <= a.mean_tokens and b.avg_reward >= a.avg_reward
+                and (b.mean_tokens < a.mean_tokens or b.avg_reward > a.avg_reward))
+    rows = list(points.itertuples())
+    return [a.Index for a in rows if not any(beaten(a, b) for b in rows)]
 
 
 FIGURES = {"figure3": reward_histograms, "figure2": loglik_curves, "figure5": decoding_baselines,

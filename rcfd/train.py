@@ -202,6 +202,9 @@ class LoraTraining:
 
     lora: LoraSettings = field(default_factory=LoraSettings)
     gradient_checkpointing: bool = True  # TRL's default: recompute activations in backward, memory for time
+    # CPU only (GPUs always train in bf16): autocast the forward and backward matmuls to bf16. On CPUs
+    # with AVX512-BF16 or AMX it runs a LoRA step of SmolLM2-135M 1.7x faster; elsewhere it is slower.
+    cpu_bf16: bool = False
     checkpoint_steps: int = 0  # save a resumable checkpoint every N optimizer steps (0: never)
     processes: int = 1  # data-parallel processes, one per GPU (rcfd.distributed); batches stay global
     seed: int = 0
@@ -244,6 +247,8 @@ class RLConfig(LoraTraining):
         super().__post_init__()
         if self.algorithm not in ("rloo", "ppo"):
             raise InputError(f"config key 'algorithm': {self.algorithm!r}, expected 'rloo' or 'ppo'")
+        if self.algorithm == "ppo" and self.cpu_bf16:  # rcfd.ppo runs its own loop, without autocast
+            raise InputError("config key 'rl.cpu_bf16': only the RLOO trainer supports it, not algorithm 'ppo'")
 
 
 def compiled_generation(cfg: RLConfig, device: str) -> bool:
@@ -265,7 +270,7 @@ def _trainer_common(cfg, ckpt: Checkpoints, device: str) -> dict:
         save_strategy="steps" if cfg.checkpoint_steps else "no", save_steps=cfg.checkpoint_steps or 500,
         save_total_limit=2,  # the last two: a kill while saving the newest leaves the one before
         gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
-        bf16=device.startswith("cuda"), use_cpu=not device.startswith("cuda"), dataloader_num_workers=0,
+        bf16=device.startswith("cuda") or cfg.cpu_bf16, use_cpu=not device.startswith("cuda"), dataloader_num_workers=0,
         disable_tqdm=False,
     )
 

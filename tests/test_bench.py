@@ -42,10 +42,8 @@ def test_flops_and_peaks():
     assert math.isnan(peak_bandwidth("cpu"))
 
 
-def test_compiled_generation_settings(tmp_path, monkeypatch):
-    """On CUDA the RL trainer decodes with a static cache sized once for the longest prompt and with
-    transformers' compiled forward (TRL turns it off); elsewhere it keeps TRL's settings. Checked on
-    CPU by pretending to be on CUDA: the settings, and that a step runs with the static cache."""
+def tiny_rl_trainer(tmp_path, **rl_settings):
+    """A factory of one-step RCfD RLOO trainers on the tiny synthetic policy and RM (on CPU)."""
     from rcfd import bench, train
     from rcfd.rewards import ClassifierReward, RewardModelConfig
 
@@ -54,12 +52,44 @@ def test_compiled_generation_settings(tmp_path, monkeypatch):
     rm_path = bench.save_reward_model(tok, "tiny", tmp_path / "rm")
     rm = ClassifierReward(str(rm_path), RewardModelConfig(max_length=16), "cpu")
     rows = [{"prompt": p, "demo_reward": 0.5} for p in ["w2 w3", "w4 w5 w6 w7 w8 w9", "w10", "w11 w12"]]
-    rl = train.RLConfig(steps=1, prompts_per_step=2, num_generations=2, max_new_tokens=3, device="cpu")
+    rl = train.RLConfig(steps=1, prompts_per_step=2, num_generations=2, max_new_tokens=3, device="cpu", **rl_settings)
 
     def trainer(name):
         model, _, _ = bench.build_policy(cfg, "cpu")
         return train.rl_trainer(model, tok, rows, "rcfd", 0.0, rm, rl, train.Checkpoints(tmp_path / name))
 
+    return trainer
+
+
+def test_cpu_bf16_trains_under_bf16_autocast(tmp_path):
+    """`rl.cpu_bf16` (the summaries' CPU setting) runs TRL's forward and backward under bf16 autocast
+    on CPU and still trains; the default stays fp32; PPO, which has its own loop, refuses it."""
+    import pytest
+    import torch
+
+    from rcfd.train import RLConfig
+    from rcfd.utils import InputError
+
+    assert tiny_rl_trainer(tmp_path)("fp32").accelerator.mixed_precision == "no"
+    t = tiny_rl_trainer(tmp_path, cpu_bf16=True, gradient_checkpointing=False)("bf16")
+    assert t.accelerator.mixed_precision == "bf16"
+    before = {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad}
+    t.train()
+    assert t.state.global_step == 1
+    after = dict(t.model.named_parameters())
+    assert all(torch.isfinite(after[n]).all() for n in before)
+    assert any(not torch.equal(before[n], after[n].detach()) for n in before)  # the LoRA weights moved
+    with pytest.raises(InputError, match="rl.cpu_bf16"):
+        RLConfig(algorithm="ppo", cpu_bf16=True)
+
+
+def test_compiled_generation_settings(tmp_path, monkeypatch):
+    """On CUDA the RL trainer decodes with a static cache sized once for the longest prompt and with
+    transformers' compiled forward (TRL turns it off); elsewhere it keeps TRL's settings. Checked on
+    CPU by pretending to be on CUDA: the settings, and that a step runs with the static cache."""
+    from rcfd import train
+
+    trainer = tiny_rl_trainer(tmp_path)
     default = trainer("default").generation_config
     assert default.disable_compile and default.cache_implementation is None
     monkeypatch.setattr(train, "compiled_generation", lambda cfg, device: True)
