@@ -247,8 +247,8 @@ class RLConfig(LoraTraining):
         super().__post_init__()
         if self.algorithm not in ("rloo", "ppo"):
             raise InputError(f"config key 'algorithm': {self.algorithm!r}, expected 'rloo' or 'ppo'")
-        if self.algorithm == "ppo" and self.cpu_bf16:  # rcfd.ppo runs its own loop, without autocast
-            raise InputError("config key 'rl.cpu_bf16': only the RLOO trainer supports it, not algorithm 'ppo'")
+        if self.algorithm == "ppo" and self.cpu_bf16:
+            raise InputError("config key 'rl.cpu_bf16': algorithm 'ppo' (rcfd.ppo's own loop) does not support it; use 'rloo'")
 
 
 def compiled_generation(cfg: RLConfig, device: str) -> bool:

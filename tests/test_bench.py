@@ -4,9 +4,13 @@ import json
 import math
 
 import pandas as pd
+import pytest
+import torch
 
 from rcfd.bench import model_flops, peak_bandwidth, peak_tflops
 from rcfd.cli import main
+from rcfd.train import RLConfig
+from rcfd.utils import InputError
 
 THROUGHPUTS = ["gen_s", "gen_tok_s", "gen_s_compiled", "gen_tok_s_compiled", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
 MFUS = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_floor_s", "gen_x_floor_compiled"]
@@ -64,12 +68,6 @@ def tiny_rl_trainer(tmp_path, **rl_settings):
 def test_cpu_bf16_trains_under_bf16_autocast(tmp_path):
     """`rl.cpu_bf16` (the summaries' CPU setting) runs TRL's forward and backward under bf16 autocast
     on CPU and still trains; the default stays fp32; PPO, which has its own loop, refuses it."""
-    import pytest
-    import torch
-
-    from rcfd.train import RLConfig
-    from rcfd.utils import InputError
-
     assert tiny_rl_trainer(tmp_path)("fp32").accelerator.mixed_precision == "no"
     t = tiny_rl_trainer(tmp_path, cpu_bf16=True, gradient_checkpointing=False)("bf16")
     assert t.accelerator.mixed_precision == "bf16"
