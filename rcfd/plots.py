@@ -162,8 +162,9 @@ def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = 
                    label="R α sweep (α=0 is R β=0)", zorder=3)
         front = means.loc[non_dominated(means.loc[sweep])].sort_values("mean_tokens")
         ax.plot(front["mean_tokens"], front["avg_reward"], "-", color=palette[0], label="its Pareto front")
-        for m in sweep:
-            ax.annotate(f"α={parse_method(m).alpha:g}", means.loc[m, ["mean_tokens", "avg_reward"]],
+        for group in label_groups(means.loc[sweep]):  # one label for points that sit on each other
+            alphas = ", ".join(f"{parse_method(m).alpha:g}" for m in group)
+            ax.annotate(f"α={alphas}", means.loc[group[0], ["mean_tokens", "avg_reward"]],
                         fontsize=7, xytext=(4, 4), textcoords="offset points")
     for i, m in enumerate(sorted((m for m in means.index if m not in sweep), key=sort_key)):
         human = m == HUMAN
@@ -179,6 +180,20 @@ def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = 
     ax.set_title("Reward vs length: the α front and RCfD", fontsize=9)
     fig.tight_layout()
     return _save(fig, prefix, cfg)
+
+
+def label_groups(points: pd.DataFrame, frac: float = 0.06) -> list[list]:
+    """Groups of index labels whose (x, y) lie within `frac` of each axis' range of one another,
+    each group ordered by descending y (its top point first, where the label goes)."""
+    span = (points.max() - points.min()).replace(0, 1.0)
+    groups: list[list] = []
+    for m in points.sort_values(points.columns[1], ascending=False).index:
+        home = next((g for g in groups if ((points.loc[g[-1]] - points.loc[m]).abs() / span <= frac).all()), None)
+        if home is None:
+            groups.append([m])
+        else:
+            home.append(m)
+    return groups
 
 
 def non_dominated(points: pd.DataFrame) -> list:

@@ -1,8 +1,8 @@
-"""Figure 4's Pareto front: which points of the α sweep it joins."""
+"""Figure 4: which points of the α sweep its front joins, and which share a label."""
 
 import pandas as pd
 
-from rcfd.plots import non_dominated
+from rcfd.plots import label_groups, non_dominated
 
 
 def test_non_dominated_keeps_the_shortest_for_each_reward_level():
@@ -15,3 +15,9 @@ def test_non_dominated_keeps_the_shortest_for_each_reward_level():
     assert non_dominated(points.iloc[:1]) == ["beta0"]
     twins = pd.DataFrame({"mean_tokens": [40, 40], "avg_reward": [1.0, 1.0]}, index=["a", "b"])
     assert non_dominated(twins) == ["a", "b"]  # equal points do not beat each other
+
+
+def test_points_on_top_of_each_other_share_one_label():
+    points = pd.DataFrame({"mean_tokens": [80.0, 80.0, 35.3, 80.0], "avg_reward": [1.24, 1.28, 0.57, 1.25]},
+                          index=["beta0", "alpha0.015", "alpha0.02", "alpha0.005"])
+    assert label_groups(points) == [["alpha0.015", "alpha0.005", "beta0"], ["alpha0.02"]]
