@@ -148,8 +148,8 @@ def decoding_baselines(curves: pd.DataFrame, scored: pd.DataFrame, prefix: str |
 
 def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = STYLE, **_) -> list[Path]:
     """Figure 4: (length, R_RM) per method, mean over seeds (error bars: 95% CI over seeds, where
-    there are several). The R_alpha sweep (with R beta=0 as alpha = 0) is joined as the front;
-    every other method is a labelled point."""
+    there are several). The R_alpha sweep (with R beta=0 as alpha = 0) is scattered and its
+    non-dominated points are joined as its Pareto front; every other method is a labelled point."""
     cols = ["mean_tokens", "avg_reward"]
     stats = summarise(metrics, "method", cols)
     means = stats[cols]
