@@ -171,6 +171,25 @@ class KillAfterSave(TrainerCallback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class StallWarning(TrainerCallback):
+    """Warn (once) when RLOO has stopped learning: for `patience` logged steps in a row every
+    prompt's samples got the same reward, so every advantage is zero. It happens when all samples
+    are empty or all stop at the length cap (results/ablations/summaries_alpha_batch), and RLOO
+    cannot leave that state by itself."""
+
+    def __init__(self, patience: int = 3):
+        self.patience, self.streak, self.warned = patience, 0, False
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        stalled = (logs or {}).get("frac_reward_zero_std") == 1.0
+        self.streak = self.streak + 1 if stalled else 0
+        if self.streak >= self.patience and not self.warned:
+            self.warned = True
+            log.warning("RL stalled at step %d: for %d logged steps every prompt's samples got the same "
+                        "reward, so every RLOO advantage is zero (empty answers, or all at the length cap?)",
+                        state.global_step, self.streak)
+
+
 def _callbacks() -> list:
     step = os.environ.get("RCFD_KILL_AFTER_STEP")
     return [KillAfterSave(int(step))] if step else []
@@ -330,7 +349,7 @@ def rl_trainer(model, tok, rows: list[dict], objective: str, beta: float, rm, cf
     trainer = RLOOTrainer(
         model=model, reward_funcs=make_reward_func(objective, rm, alpha), args=args,
         train_dataset=Dataset.from_dict(columns), processing_class=tok,
-        peft_config=cfg.lora.peft_config(), callbacks=_callbacks(),
+        peft_config=cfg.lora.peft_config(), callbacks=[StallWarning(), *_callbacks()],
     )
     trainer.generation_config.disable_compile = not compiled
     return trainer

@@ -96,3 +96,22 @@ def test_compiled_generation_settings(tmp_path, monkeypatch):
     assert (t.generation_config.cache_implementation, t.generation_config.max_cache_len) == ("static", 6 + 3)
     t.train()
     assert t.state.global_step == 1
+
+
+def test_rl_warns_once_when_every_advantage_is_zero(tmp_path, caplog):
+    """The RL trainer carries the stall warning; it fires once, after `patience` logged steps in a row
+    where every prompt's samples got the same reward (TRL's `frac_reward_zero_std` = 1), not before
+    and not after a step that still had variance."""
+    from transformers import TrainerState
+
+    from rcfd.train import StallWarning
+
+    trainer = tiny_rl_trainer(tmp_path)("stall")
+    assert any(isinstance(c, StallWarning) for c in trainer.callback_handler.callbacks)
+    warn, state = StallWarning(patience=3), TrainerState()
+    with caplog.at_level("WARNING", logger="rcfd"):
+        for step, frac in enumerate([1.0, 1.0, 0.5, 1.0, 1.0, 1.0, 1.0, 1.0], start=1):
+            state.global_step = step
+            warn.on_log(None, state, None, logs={"frac_reward_zero_std": frac, "reward": 0.0})
+    stalls = [r.getMessage() for r in caplog.records if "RL stalled" in r.getMessage()]
+    assert stalls == [stalls[0]] and "step 6" in stalls[0]
