@@ -173,9 +173,9 @@ class KillAfterSave(TrainerCallback):
 
 class StallWarning(TrainerCallback):
     """Warn (once) when RLOO has stopped learning: for `patience` logged steps in a row every
-    prompt's samples got the same reward, so every advantage is zero. It happens when all samples
-    are empty or all stop at the length cap (results/ablations/summaries_alpha_batch), and RLOO
-    cannot leave that state by itself."""
+    prompt's samples got the same reward, so every advantage is zero. Two-reward RCfD reached it
+    with every sample empty (results/ablations/summaries_alpha_batch), and RLOO cannot leave that
+    state by itself."""
 
     def __init__(self, patience: int = 3):
         self.patience, self.streak, self.warned = patience, 0, False
@@ -186,7 +186,7 @@ class StallWarning(TrainerCallback):
         if self.streak >= self.patience and not self.warned:
             self.warned = True
             log.warning("RL stalled at step %d: for %d logged steps every prompt's samples got the same "
-                        "reward, so every RLOO advantage is zero (empty answers, or all at the length cap?)",
+                        "reward, so every RLOO advantage is zero (identical, e.g. empty, answers?)",
                         state.global_step, self.streak)
 
 
