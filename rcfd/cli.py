@@ -61,11 +61,12 @@ def _prepare_task(a, config_cls, key: str, read, prepare) -> None:
 
 
 def step_prepare(a) -> None:
-    """Movie-review prompts + demonstrations, and the reward model's labelled snippets."""
+    """Movie-review prompts + demonstrations, and the reward model's labelled reviews."""
     from . import data
 
-    _prepare_task(a, data.MovieDataConfig, "movies.data", lambda cfg: data.read_vader_snippets(a.reviews)
-                  if cfg.source == "vader_snippets" else data.read_hub_reviews(cfg), data.prepare_movies)
+    readers = {"imdb_csv": lambda cfg: data.read_imdb_csv(a.reviews),
+               "vader_snippets": lambda cfg: data.read_vader_snippets(a.reviews), "hub": data.read_hub_reviews}
+    _prepare_task(a, data.MovieDataConfig, "movies.data", lambda cfg: readers[cfg.source](cfg), data.prepare_movies)
 
 
 def step_prepare_wiki(a) -> None:
@@ -88,7 +89,7 @@ def step_train_rm(a) -> None:
     """Fine-tune the reward model: a classifier (movie reviews) or a Bradley-Terry preference model."""
     from .train import RewardTrainConfig, train_preference_rm, train_reward_classifier
 
-    cfg = from_params(RewardTrainConfig, a.params, "reward_model.train")
+    cfg = from_params(RewardTrainConfig, a.params["train"], "reward_model.train")
     rows = read_jsonl(a.data)
     if cfg.loss == "bradley_terry":
         require_columns(rows, ["split", "prompt", "chosen", "rejected"], a.data)
@@ -98,17 +99,40 @@ def step_train_rm(a) -> None:
         metrics = train_reward_classifier(a.base, rows, cfg, a.out)
     else:
         raise InputError(f"reward_model.train.loss {cfg.loss!r}: expected 'classification' or 'bradley_terry'")
-    write_json(a.metrics, metrics)
+    write_json(a.metrics, {**metrics, **_demo_saturation(a, a.params["score"])})
+
+
+def _demo_saturation(a, score: dict) -> dict:
+    """The trained RM's scores of every demonstration (--prompts): their range, and the fraction
+    near the maximum (rcfd.metrics.near_max_fraction), with a histogram beside --metrics."""
+    from .metrics import near_max_fraction
+    from .plots import demo_reward_histogram
+
+    demos = read_jsonl(a.prompts)
+    require_columns(demos, ["prompt", "demo"], a.prompts)
+    rewards = _load_reward_model(a.out, score).score(
+        [d["prompt"] for d in demos], [d["demo"] for d in demos])
+    stats = {"demo_reward_min": min(rewards), "demo_reward_max": max(rewards),
+             "demo_reward_mean": sum(rewards) / len(rewards), "demo_near_max_fraction": near_max_fraction(rewards)}
+    demo_reward_histogram(rewards, Path(a.metrics).with_name("demo_rewards"),
+                          f"{len(rewards)} demonstrations; {100 * stats['demo_near_max_fraction']:.1f}% within 5% "
+                          "of the range of the maximum")
+    return stats
 
 
 def _reward_model(a):
-    """The task's reward model: params {"reward_model": {kind, device, <scorer settings>}}."""
+    """The task's reward model (--rm): params {"reward_model": {kind, device, <scorer settings>}}."""
+    return _load_reward_model(a.rm, a.params.get("reward_model", {}))
+
+
+def _load_reward_model(path: str, settings: dict):
+    """A reward model from its folder or hub id and the task's settings {kind, device, <scorer settings>}."""
     from .rewards import load_scorer
     from .utils import pick_device
 
-    p = dict(a.params.get("reward_model", {}))
+    p = dict(settings)
     device = pick_device(p.pop("device", "auto"))
-    return load_scorer(p.pop("kind", "classifier"), a.rm, p, device)
+    return load_scorer(p.pop("kind", "classifier"), path, p, device)
 
 
 def step_score_demos(a) -> None:
@@ -128,6 +152,8 @@ def step_train(a) -> None:
     rows = [r for r in read_jsonl(a.data) if r["split"] == "train"]
     needs = {"rl": ["demo_reward"], "dpo": ["rejected"]}.get(method.kind, [])
     require_columns(rows, ["prompt", "demo"] + needs + (["demo_tokens"] if method.objective == "rcfd2" else []), a.data)
+    if method.shuffled_targets:
+        rows = shuffle_targets(rows, next(a.params[k]["seed"] for k in ("rl",)))
     # checkpoints of an interrupted attempt are resumed only by a run with the same settings and data
     run = {"method": a.method, "params": a.params, "policy": a.policy, "rm": a.rm, "data": assets.sha256_of(a.data)}
     ckpt = Checkpoints(Path(a.out).with_name("checkpoints"), json.dumps(run, sort_keys=True))
@@ -153,6 +179,16 @@ def step_train(a) -> None:
     write_log_history(history, Path(a.out) / "train_log.csv")
     write_json(Path(a.out) / "train_summary.json", {"method": a.method, "seconds": round(time.time() - t0, 1),
                                                       "steps": len([h for h in history if "loss" in h])})
+
+
+def shuffle_targets(rows: list[dict], seed: int) -> list[dict]:
+    """The control rcfd_shuffled: every prompt gets another prompt's demonstration reward (a
+    seeded permutation), so RCfD's target keeps its distribution but loses its link to the prompt."""
+    import random
+
+    targets = [r["demo_reward"] for r in rows]
+    random.Random(seed).shuffle(targets)
+    return [dict(r, demo_reward=t) for r, t in zip(rows, targets)]
 
 
 def step_generate(a) -> None:
@@ -315,13 +351,16 @@ def step_algorithms(a) -> None:
 
 
 def step_appendix(a) -> None:
-    """The alignment-estimator sensitivity table (rcfd.tables.APPENDIX) from every run's scored
-    samples; --metrics are the same runs' metrics files (in the same order: they give the task)."""
+    """An appendix table from every run's scored samples (rcfd.tables.APPENDIX: the alignment
+    estimator's sensitivity, or the calibration decomposition); --metrics are the same runs' metrics
+    files (in the same order: they give the task)."""
     import pandas as pd
 
     from .provenance import write_provenance
-    from .tables import APPENDIX, alignment_sensitivity, load_metrics, write_table
+    from .tables import APPENDIX, APPENDIX_BUILDERS, load_metrics, write_table
 
+    if a.params["name"] not in APPENDIX:
+        raise InputError(f"appendix table {a.params['name']!r}: expected one of {sorted(APPENDIX)}")
     cfg = APPENDIX[a.params["name"]]
     if len(a.scored) != len(a.metrics):
         raise InputError(f"{len(a.scored)} scored files but {len(a.metrics)} metrics files")
@@ -332,7 +371,7 @@ def step_appendix(a) -> None:
         if set(rows["method"]) != {run["method"]} or set(rows["seed"]) != {run["seed"]}:
             raise InputError(f"{scored} is not the run of {metrics}")
         frames.append(rows.assign(task=run["task"]))
-    table = alignment_sensitivity(pd.concat(frames, ignore_index=True), a.params["alignment"], cfg)
+    table = APPENDIX_BUILDERS[a.params["name"]](pd.concat(frames, ignore_index=True), a.params["alignment"], cfg)
     paths = write_table(table, a.out, cfg.caption, cfg.decimals)
     log.info("\n%s", table.to_string(index=False))
     write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
@@ -365,6 +404,27 @@ def step_figure(a) -> None:
     write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
+def step_training_curves(a) -> None:
+    """The RL runs' training-reward curves (rcfd.plots.training_curves) from their policy folders'
+    train_log.csv (--policies <run>/policy ...)."""
+    import pandas as pd
+
+    from .plots import training_curves
+    from .provenance import write_provenance
+
+    logs = {}
+    for policy in a.policies:
+        path = Path(policy) / "train_log.csv"
+        if not path.exists():
+            raise InputError(f"{path}: missing (the training log of {policy})")
+        log_frame = pd.read_csv(path)
+        if not {"step", "reward"} <= set(log_frame.columns):
+            raise InputError(f"{path}: needs columns 'step' and 'reward'")
+        logs[Path(policy).parent.parent.name] = log_frame
+    paths = training_curves(logs, a.out)
+    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+
+
 def step_bench(a) -> None:
     """GPU throughput of the RL step (rcfd/bench.py): generation, training phase and whole RLOO
     steps, ours vs plain TRL. --shape tiny|smollm2-135m|llama2-7b, --use-case movies|wiki|summaries
@@ -384,7 +444,7 @@ STEPS = {
     "prepare": (step_prepare, ["reviews", "policy", "prompts", "rm_data"]),
     "prepare-wiki": (step_prepare_wiki, ["dump", "policy", "prompts"]),
     "prepare-summaries": (step_prepare_summaries, ["source", "policy", "prompts", "rm_data"]),
-    "train-rm": (step_train_rm, ["base", "data", "out", "metrics"]),
+    "train-rm": (step_train_rm, ["base", "data", "prompts", "out", "metrics"]),
     "score-demos": (step_score_demos, ["rm", "prompts", "out"]),
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
@@ -395,6 +455,7 @@ STEPS = {
     "comparison": (step_comparison, ["metrics+", "out"]),
     "appendix": (step_appendix, ["scored+", "metrics+", "out"]),
     "algorithms": (step_algorithms, ["metrics+", "policies+", "out"]),
+    "training-curves": (step_training_curves, ["policies+", "out"]),
     "bench": (step_bench, ["shape", "use_case", "out"]),
 }
 

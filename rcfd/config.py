@@ -14,6 +14,11 @@ class ConfigError(ValueError):
     pass
 
 
+# the `assets` entry that each offline data source reads (a hub source reads none)
+SOURCE_ASSETS = {"vader_snippets": "movie_snippets", "imdb_csv": "imdb_reviews", "gensim_dump": "wiki_dump",
+                 "aclsum": "aclsum"}
+
+
 def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
@@ -51,6 +56,10 @@ def semantic_errors(config: dict) -> list[str]:
             if key is not None and key not in config["models"]:
                 errors.append(f"config key '{task}.evaluate.{section}.model': {key!r} is not a key of 'models' "
                               f"({', '.join(config['models'])})")
+        asset = SOURCE_ASSETS.get(t.get("data", {}).get("source"))
+        if asset and asset not in config.get("assets", {}):
+            errors.append(f"config key '{task}.data.source': {t['data']['source']!r} reads the asset 'assets.{asset}', "
+                          "which the config does not define")
         betas = t.get("betas", [])
         if len(set(betas)) != len(betas):
             errors.append(f"config key '{task}.betas': duplicate values {betas}")

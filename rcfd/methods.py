@@ -4,6 +4,8 @@ base          the initial policy, no training, sampled with the task's `generate
 sft           supervised fine-tuning on the demonstrations
 beta<b>       RL on R_beta = R_RM - b * KL (beta0 is the paper's "R, beta=0": pure maximisation)
 rcfd          RL on R_CfD = -(R_RM(x, y) - R_RM(x, y_demo))^2, beta = 0
+rcfd_shuffled RCfD with the demonstrations' rewards shuffled across training prompts: a control for
+              whether the per-prompt target matters (the target keeps its distribution, loses its prompt)
 alpha<a>      RL on R_alpha = R_RM + a * R_length, R_length = -|y| (use case 3), beta = 0
 rcfd2         RL on RCfD with two rewards, R_RM and R_length, each calibrated and whitened (use case 3)
 dpo           DPO on (demonstration, corrupted summary) pairs, from the SFT policy ("DPO with SFT")
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 
 _NUMBER = r"[0-9]+(\.[0-9]+)?"
 PPO = "_ppo"  # suffix of an RL method trained with PPO
-METHOD_REGEX = (rf"base|sft|(rcfd2|rcfd|beta{_NUMBER}|alpha{_NUMBER})({PPO})?|dpo_early|dpo|greedy|temp{_NUMBER}"
+METHOD_REGEX = (rf"base|sft|(rcfd2|rcfd_shuffled|rcfd|beta{_NUMBER}|alpha{_NUMBER})({PPO})?|dpo_early|dpo|greedy|temp{_NUMBER}"
                 rf"|nucleus{_NUMBER}|demonstrations")
 
 
@@ -37,6 +39,7 @@ class Method:
     alpha: float = 0.0  # weight of the length reward R_length = -|y|
     decoding: tuple[tuple[str, float], ...] = ()  # generate-setting overrides, kind "decoding"
     algorithm: str = "rloo"  # the RL optimiser, kind "rl": "rloo" or "ppo"
+    shuffled_targets: bool = False  # RCfD's demonstration rewards permuted across training prompts
 
     @property
     def label(self) -> str:
@@ -49,6 +52,8 @@ class Method:
             return f"R α={self.alpha:g}" if self.alpha else f"R β={self.beta:g}"
         if self.objective == "rcfd2":
             return "RCfD (two rewards)"
+        if self.shuffled_targets:
+            return "RCfD (shuffled targets)"
         if self.kind == "dpo":
             return "DPO+SFT early-stopped" if self.name == "dpo_early" else "DPO with SFT"
         if self.kind == "decoding":
@@ -87,7 +92,7 @@ def with_algorithm(name: str, algorithm: str) -> str:
 
 def parse_method(name: str) -> Method:
     if not re.fullmatch(METHOD_REGEX, name):
-        raise ValueError(f"unknown method {name!r}; expected base, sft, rcfd, demonstrations, beta<number>, "
+        raise ValueError(f"unknown method {name!r}; expected base, sft, rcfd, rcfd_shuffled, demonstrations, beta<number>, "
                          "greedy, temp<number> or nucleus<number> (an RL method may end in _ppo)")
     if name.endswith(PPO):
         return dataclasses.replace(parse_method(name.removesuffix(PPO)), name=name, algorithm="ppo")
@@ -97,6 +102,8 @@ def parse_method(name: str) -> Method:
         return Method(name, "rl", "reward", 0.0, alpha=float(name[5:]))
     if name in ("rcfd", "rcfd2"):
         return Method(name, "rl", name, 0.0)
+    if name == "rcfd_shuffled":
+        return Method(name, "rl", "rcfd", 0.0, shuffled_targets=True)
     if name in ("dpo", "dpo_early"):
         return Method(name, "dpo")
     if name == "greedy":
@@ -113,5 +120,5 @@ def sort_key(name: str) -> tuple:
     RCfD; then the length-reward block: early-stopped DPO, R alpha ascending, two-reward RCfD."""
     m = parse_method(name)
     order = {"demonstrations": 0, "base": 1, "decoding": 2, "sft": 3, "dpo": 4, "rl": 5}[m.kind]
-    return (m.length_block, order, m.objective in ("rcfd", "rcfd2"), m.beta, m.alpha, m.decoding,
-            m.algorithm == "ppo")
+    return (m.length_block, order, m.objective in ("rcfd", "rcfd2"), m.shuffled_targets, m.beta, m.alpha,
+            m.decoding, m.algorithm == "ppo")

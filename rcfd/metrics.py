@@ -46,6 +46,42 @@ def alignment_score(demo_rewards, policy_rewards, cfg: AlignmentConfig = Alignme
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
 
 
+def near_max_fraction(scores, frac: float = 0.05) -> float:
+    """Fraction of scores within `frac` of the score range of the maximum: how much a reward
+    model saturates (a bounded head piles its best texts at the ceiling)."""
+    x = np.asarray(scores, float)
+    lo, hi = x.min(), x.max()
+    return float(np.mean(x >= hi - frac * (hi - lo))) if hi > lo else 1.0
+
+
+def calibration_decomposition(prompt_ids, rewards, demo_rewards) -> dict[str, float]:
+    """Where a policy's squared error to its own demonstration's reward comes from (what RCfD
+    minimises): with r_ij the reward of sample j of prompt i, m_i its prompt's mean and d_i the
+    prompt's demonstration reward, every prompt weighted equally and variances over prompts,
+
+        mse = mean_ij (r_ij - d_i)^2
+            = bias^2 + within + var(m) + var(d) - 2 cov(m, d),   bias = mean(m) - mean(d),
+
+    within = mean_i var_j(r_ij), the policy's reward spread inside one prompt. `corr` is the
+    correlation of d_i with the samples' rewards r_ij (how much the prompt predicts its target)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"id": list(prompt_ids), "r": np.asarray(rewards, float), "d": np.asarray(demo_rewards, float)})
+    frame = frame.dropna()
+    if frame.empty:
+        raise ValueError("calibration decomposition needs at least one finite reward")
+    per_prompt = frame.groupby("id", sort=False).agg(m=("r", "mean"), within=("r", lambda r: r.var(ddof=0)),
+                                                     d=("d", "first"), se=("r", "size"))
+    per_prompt["se"] = frame.assign(se=(frame["r"] - frame["d"]) ** 2).groupby("id", sort=False)["se"].mean()
+    m, d = per_prompt["m"].to_numpy(), per_prompt["d"].to_numpy()
+    cov = float(np.mean((m - m.mean()) * (d - d.mean())))
+    corr = float(np.corrcoef(frame["d"], frame["r"])[0, 1]) if frame["r"].std() > 0 and frame["d"].std() > 0 \
+        else float("nan")
+    return {"mse": float(per_prompt["se"].mean()), "bias2": float((m.mean() - d.mean()) ** 2),
+            "var_within": float(per_prompt["within"].mean()), "var_between": float(m.var()),
+            "var_demo": float(d.var()), "cov": cov, "corr": corr}
+
+
 def distinct_n(texts: list[str], n: int) -> float:
     """Distinct n-grams / all n-grams over a set of texts (whitespace tokens)."""
     grams = Counter()

@@ -77,6 +77,42 @@ def reward_histograms(scored: pd.DataFrame, metrics: pd.DataFrame, prefix: str |
     return _save(fig, prefix, cfg)
 
 
+def demo_reward_histogram(rewards, prefix: str | Path, title: str, cfg: FigureConfig = STYLE) -> list[Path]:
+    """The reward model's scores of the demonstrations: where they pile up (a ceiling shows as a spike)."""
+    fig, ax = plt.subplots(figsize=(4.5, 3.2))
+    sns.histplot(rewards, bins=cfg.bins * 2, ax=ax, color=sns.color_palette("colorblind")[7], element="step")
+    ax.set_xlabel("reward of the demonstration")
+    ax.set_title(title, fontsize=9)
+    return _save(fig, prefix, cfg)
+
+
+def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, window: int = 6,
+                    cfg: FigureConfig = STYLE) -> list[Path]:
+    """One panel per RL run: the training reward TRL logged per step (the run's own objective:
+    R_RM, R_alpha or the RCfD reward, before the KL term), its running mean over `window` steps, and
+    in the title the change of the mean reward between the last two quarters of training (about 0
+    at a plateau; compare with the per-step spread, also given)."""
+    names = sorted(logs, key=sort_key)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        log = logs[name].dropna(subset=["reward"])
+        ax.plot(log["step"], log["reward"], lw=0.6, alpha=0.4, color="grey")
+        ax.plot(log["step"], log["reward"].rolling(window, min_periods=1).mean(), lw=1.4)
+        ax.set_title(f"{parse_method(name).label}\n{plateau_note(log['reward'])}", fontsize=8)
+        ax.set_xlabel("RL step")
+    axes[0][0].set_ylabel("training reward")
+    return _save(fig, prefix, cfg)
+
+
+def plateau_note(reward: pd.Series) -> str:
+    """'Δ last quarter +0.05, step sd 0.31': the change of the mean reward from the third to the
+    last quarter of the steps, and the per-step spread over those steps (the numbers to judge a
+    plateau by)."""
+    q = max(1, len(reward) // 4)
+    last, previous = reward.iloc[-q:].mean(), reward.iloc[-2 * q:-q].mean()
+    return f"Δ last quarter {last - previous:+.2f}, step sd {reward.iloc[-2 * q:].std():.2f}"
+
+
 def _save(fig, prefix: str | Path, cfg: FigureConfig) -> list[Path]:
     fig.tight_layout()
     prefix = Path(prefix)

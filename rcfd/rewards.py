@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import batched
+from .utils import InputError, batched
 
 
 def rcfd_reward(policy_reward: torch.Tensor | float, demo_reward: torch.Tensor | float):
@@ -54,6 +54,7 @@ class ClassifierReward:
         self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = AutoModelForSequenceClassification.from_pretrained(path).to(device).eval()
+        set_head_activation(self.model, getattr(self.model.config, "head_activation", "tanh"))
 
     @torch.inference_mode()
     def logits(self, texts: list[str], pairs: list[str] | None = None) -> torch.Tensor:
@@ -71,6 +72,23 @@ class ClassifierReward:
         if self.cfg.pair_input:
             return self.logits(list(prompts), list(completions))[:, self.cfg.positive_label].tolist()
         return self([p + c for p, c in zip(prompts, completions)])
+
+
+def set_head_activation(model, name: str) -> None:
+    """The activation between the classification head's two linear layers. A BERT classifier's
+    head is pooler dense -> tanh -> classifier: tanh bounds the score, so a reward model saturates
+    (its best texts all score the same). "relu" makes it DistilBERT's head (pre_classifier -> ReLU ->
+    classifier, the paper's IMDB reward model), unbounded above. Stored in the model's config
+    (`head_activation`) so that every later load builds the same head."""
+    if name not in ("tanh", "relu"):
+        raise InputError(f"reward_model.train.head_activation {name!r}: expected 'tanh' or 'relu'")
+    pooler = getattr(getattr(model, model.base_model_prefix, None), "pooler", None)
+    if pooler is None or not hasattr(pooler, "activation"):
+        if name != "tanh":
+            raise InputError(f"head_activation {name!r}: {type(model).__name__} has no pooler activation to replace")
+        return
+    pooler.activation = torch.nn.ReLU() if name == "relu" else torch.nn.Tanh()
+    model.config.head_activation = name
 
 
 def encode(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int):
@@ -130,7 +148,7 @@ class LogLikelihood:
 def load_scorer(kind: str, path: str, params: dict, device: str):
     """The reward model of a task: "classifier" (a sequence classifier folder or hub id) or
     "loglik" (the frozen initial policy, `path` its folder or hub id)."""
-    from .utils import InputError, from_params
+    from .utils import from_params
 
     if kind == "classifier":
         return ClassifierReward(path, from_params(RewardModelConfig, params, "reward_model.score"), device)

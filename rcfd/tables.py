@@ -325,3 +325,58 @@ def alignment_sensitivity(scored: pd.DataFrame, configured: dict, cfg: Sensitivi
     table = pd.concat(rows, ignore_index=True)
     front = ["task", "method", "configured"]
     return table[front + [c for c in table.columns if c not in front]].round(cfg.decimals)
+
+
+@dataclass
+class CalibrationConfig:
+    """The appendix table that explains an alignment score: per method, the mean squared error of
+    a sample's reward to its own prompt's demonstration reward (what RCfD minimises) and its parts
+    (rcfd.metrics.calibration_decomposition)."""
+    name: str = "calibration"
+    decimals: int = 3
+    caption: str = (
+        "Appendix: where each method's squared error to its own demonstration's reward comes from, on the "
+        "evaluation prompts: mse = bias² + within + between + var(demo) − 2 cov, with bias = mean policy reward "
+        "− mean demonstration reward, within = the policy's reward variance inside one prompt (mean over prompts), "
+        "between = the variance over prompts of a prompt's mean reward, var(demo) = the demonstrations' reward "
+        "variance, cov = covariance of a prompt's mean reward with its demonstration's; corr = correlation of a "
+        "sample's reward with its prompt's demonstration reward. Mean over seeds. RCfD minimises mse: with a "
+        "target the prompt barely predicts (small cov), the cheapest way down is to shrink the policy's own "
+        "variance rather than to match the demonstrations' spread, which the alignment score A rewards.")
+
+    COLUMNS = {"mse": "mse", "bias2": "bias²", "var_within": "within", "var_between": "between",
+               "var_demo": "var(demo)", "cov": "cov", "corr": "corr", "alignment": "A ↓"}
+
+
+def calibration_table(scored: pd.DataFrame, configured: dict, cfg: CalibrationConfig) -> pd.DataFrame:
+    """scored: one row per sample (task, method, seed, id, reward), the demonstrations' rows
+    included (their reward is each prompt's target); configured: task -> its AlignmentConfig
+    settings (for the A column). One row per (task, method) but the demonstrations, the
+    decomposition's terms as columns (mean over seeds)."""
+    from .metrics import AlignmentConfig, alignment_score, calibration_decomposition
+
+    rows = []
+    for task, frame in scored.groupby("task", sort=False):
+        demos = frame[frame["method"] == HUMAN].drop_duplicates("id").set_index("id")["reward"]
+        if demos.empty:
+            raise InputError(f"calibration table: task {task!r} has no demonstrations' scored samples")
+        runs = frame[frame["method"] != HUMAN]
+        unknown = set(runs["id"]) - set(demos.index)
+        if unknown:
+            raise InputError(f"calibration table: {len(unknown)} {task} sample id(s) match no demonstration, "
+                             f"e.g. {sorted(unknown)[0]!r}")
+        for (method, seed), run in runs.groupby(["method", "seed"], sort=False):
+            terms = calibration_decomposition(run["id"], run["reward"], demos.loc[run["id"]].to_numpy())
+            terms["alignment"] = alignment_score(demos.dropna(), run["reward"].dropna(),
+                                                 AlignmentConfig(**configured[task]))
+            rows.append({"task": task, "method": method, "seed": seed, **terms})
+    frame = pd.DataFrame(rows).groupby(["task", "method"], sort=False)[list(cfg.COLUMNS)].mean().reset_index()
+    frame = frame.sort_values(["task", "method"], key=lambda c: c.map(sort_key) if c.name == "method" else c,
+                              kind="stable")
+    frame["method"] = frame["method"].map(lambda m: parse_method(m).label)
+    return frame.rename(columns=cfg.COLUMNS).round(cfg.decimals).reset_index(drop=True)
+
+
+# the appendix tables built from every run's scored samples: name -> (builder, its config)
+APPENDIX_BUILDERS = {"appendix_alignment": alignment_sensitivity, "calibration": calibration_table}
+APPENDIX["calibration"] = CalibrationConfig()

@@ -19,7 +19,7 @@ import torch
 from transformers import TrainerCallback
 
 from .models import LoraSettings, load_tokenizer
-from .rewards import ClassifierReward, RewardModelConfig, make_reward_func
+from .rewards import ClassifierReward, RewardModelConfig, make_reward_func, set_head_activation
 from .utils import InputError, batched, log, pick_device, pick_dtype, seed_everything, write_json
 
 
@@ -32,6 +32,7 @@ class RewardTrainConfig:
     max_length: int = 64
     weight_decay: float = 0.01
     loss: str = "classification"  # "classification" (label per text) or "bradley_terry" (preference pairs)
+    head_activation: str = "tanh"  # "relu": DistilBERT's unbounded head (rewards.set_head_activation)
     seed: int = 0
     device: str = "auto"
 
@@ -91,6 +92,7 @@ def _train_encoder(base, rows, cfg: RewardTrainConfig, out, num_labels, loss, ac
     # a fresh head: a base that already has a classifier of another size (tiny smoke models) drops it
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=num_labels,
                                                                ignore_mismatched_sizes=True).to(device)
+    set_head_activation(model, cfg.head_activation)
     train = [r for r in rows if r["split"] == "train"]
     held = [r for r in rows if r["split"] == "eval"]
     if not train or not held:

@@ -154,3 +154,91 @@ def _bad_zip(tmp_path):
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("x.txt", "nothing")
     return path
+
+
+def _imdb_csv(path, rows):
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label", "source"])
+        w.writerows(rows)
+    return path
+
+
+def test_read_imdb_csv_strips_tags_and_keeps_imdb_rows(tmp_path):
+    from rcfd.data import read_imdb_csv
+
+    path = _imdb_csv(tmp_path / "reviews.csv", [
+        ["Great  film.<br /><br />Loved it &amp; the <i>score</i>.", "1", "imdb"],
+        ["A snippet.", "1", "rotten_tomatoes"],
+        ["Dull,\nslow.", "0", "imdb"]])
+    assert read_imdb_csv(path) == [
+        {"id": "imdb0", "rating": 1.0, "text": "Great film. Loved it & the score ."},
+        {"id": "imdb2", "rating": -1.0, "text": "Dull, slow."}]
+    with pytest.raises(InputError, match=r"reviews.csv: row 2: label 'x'"):
+        read_imdb_csv(_imdb_csv(path, [["text", "x", "imdb"]]))
+    (tmp_path / "other.csv").write_text("body,label\nhi,1\n", encoding="utf-8")
+    with pytest.raises(InputError, match=r"other.csv: missing column\(s\) \['source', 'text'\]"):
+        read_imdb_csv(tmp_path / "other.csv")
+
+
+def test_prepare_movies_drops_duplicates_cuts_demos_and_prefixes_rm_text(tiny_models):
+    from rcfd.data import normalised
+
+    tok = load_tokenizer(tiny_models["llama"])
+    reviews = [dict(r, text=f"Review {i}: {r['text']}") for i, r in enumerate(_reviews())]  # distinct from the start
+    # the same texts again, as other reviews, in another case and spacing: never used twice
+    reviews += [dict(r, id=r["id"] + "dup", text="  " + r["text"].upper().replace(" ", "   ")) for r in reviews[:80]]
+    cfg = MovieDataConfig(prompt_tokens=3, min_demo_tokens=2, max_demo_tokens=9, long_demos="cut", rm_prefix_tokens=12,
+                          n_train_prompts=20, n_eval_prompts=10, rm_eval_fraction=0.25, seed=1)
+    prompts, rm = prepare_movies(cfg, reviews, tok)
+    texts = [p["prompt"] + p["demo"] for p in prompts] + [r["text"] for r in rm]
+    assert len({normalised(t) for t in texts}) == len(texts)
+    originals = {r["id"]: r["text"] for r in reviews}
+    for p in prompts:  # the demonstration is the review's continuation, cut at the cap
+        assert originals[p["id"]].startswith(p["prompt"] + p["demo"]) and p["demo_tokens"] == 9
+        assert len(tok(p["prompt"] + p["demo"], add_special_tokens=False)["input_ids"]) == 12
+    for r in rm:  # the RM trains on prefixes of the length it scores
+        assert originals[r["id"]].startswith(r["text"])
+        assert len(tok(r["text"], add_special_tokens=False)["input_ids"]) <= 12
+    assert any(len(r["text"]) < len(originals[r["id"]]) for r in rm)
+    dropped = prepare_movies(MovieDataConfig(prompt_tokens=3, min_demo_tokens=2, max_demo_tokens=60, long_demos="drop",
+                                             n_train_prompts=2, n_eval_prompts=2), reviews, tok)[0]
+    assert all(originals[p["id"]] == p["prompt"] + p["demo"] for p in dropped)  # whole short reviews only
+
+
+def test_check_disjoint_names_the_text_and_both_splits():
+    from rcfd.data import check_disjoint
+
+    check_disjoint({"train": ["a b", "c"], "eval": ["d"]}, "x data")
+    with pytest.raises(InputError, match=r"x data: the text 'C  d'\.\.\. is in both train and eval"):
+        check_disjoint({"train": ["a", "c d"], "eval": ["C  d"]}, "x data")
+
+
+@pytest.mark.parametrize("task", ["movies", "wiki", "summaries"])
+def test_no_text_is_in_two_splits(task, tiny_models, tmp_path):
+    """Every use case's prepared data: no prompt + demonstration text in two splits, and none in
+    the reward model's data (`check_disjoint` runs inside each prepare step; checked here again)."""
+    from rcfd import data
+    from rcfd.data import normalised
+
+    tok = load_tokenizer(tiny_models["llama"])
+    if task == "movies":
+        reviews = _reviews() + [dict(r, id=r["id"] + "b") for r in _reviews()]  # every text twice
+        prompts, rm = prepare_movies(MovieDataConfig(prompt_tokens=3, min_demo_tokens=2, n_train_prompts=20,
+                                                     n_eval_prompts=10, rm_eval_fraction=0.25), reviews, tok)
+        rm_texts = [r["text"] for r in rm]
+    elif task == "wiki":
+        articles = [{"id": str(i), "title": f"t{i}", "text": " ".join(CORPUS[i * 20:(i + 1) * 20])} for i in range(6)]
+        prompts = data.prepare_wiki(data.WikiDataConfig(prompt_tokens=8, train_demo_tokens=6, eval_demo_tokens=12,
+                                                        n_train_prompts=10, n_eval_prompts=4), articles, tok)
+        rm_texts = []
+    else:
+        papers = data.read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
+        prompts, pairs = data.prepare_summaries(data.SummaryDataConfig(n_eval_prompts=9, max_prompt_tokens=64),
+                                                papers, tok)
+        rm_texts = [r["prompt"] + r["chosen"] for r in pairs]
+    train, held = ({normalised(p["prompt"] + p["demo"]) for p in prompts if p["split"] == s} for s in ("train", "eval"))
+    assert train and held and not train & held
+    assert not (train | held) & {normalised(t) for t in rm_texts}

@@ -82,3 +82,29 @@ def test_position_curve_by_hand():
         {"start": 2, "end": 4, "mean_logprob": pytest.approx(-3.0), "n_texts": 1},
     ]
     assert position_curve([], window=4) == []
+
+
+def test_calibration_decomposition_matches_numpy():
+    from rcfd.metrics import calibration_decomposition
+
+    rng = np.random.default_rng(0)
+    n_prompts, k = 50, 4
+    d = rng.normal(1.0, 0.7, n_prompts)
+    r = 0.4 * d[:, None] + rng.normal(0.5, 0.3, (n_prompts, k))  # samples per prompt, correlated with d
+    ids = np.repeat([f"p{i}" for i in range(n_prompts)], k)
+    got = calibration_decomposition(ids, r.ravel(), np.repeat(d, k))
+    m = r.mean(1)
+    want = {"mse": np.mean((r - d[:, None]) ** 2), "bias2": (m.mean() - d.mean()) ** 2,
+            "var_within": r.var(1).mean(), "var_between": m.var(), "var_demo": d.var(),
+            "cov": np.cov(m, d, bias=True)[0, 1], "corr": np.corrcoef(np.repeat(d, k), r.ravel())[0, 1]}
+    assert got == pytest.approx(want, rel=1e-10)
+    # the identity the table explains A with
+    assert got["mse"] == pytest.approx(got["bias2"] + got["var_within"] + got["var_between"] + got["var_demo"]
+                                       - 2 * got["cov"], rel=1e-10)
+
+
+def test_near_max_fraction():
+    from rcfd.metrics import near_max_fraction
+
+    assert near_max_fraction([0, 1, 2, 9.6, 10]) == pytest.approx(0.4)  # 9.6 and 10 are within 0.5 of 10
+    assert near_max_fraction([3, 3]) == 1.0

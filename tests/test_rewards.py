@@ -126,3 +126,32 @@ def test_preference_reward_funcs(tiny_models):
     assert two == pytest.approx([1.0 / 2 ** 0.5, -1.0 / 2 ** 0.5], abs=1e-4)  # R_RM term is constant -> 0
     with pytest.raises(ValueError, match="demo_tokens"):
         make_reward_func("rcfd2", rm)(prompts=prompts, completions=completions, completion_ids=ids, demo_reward=scores)
+
+
+def test_relu_head_is_unbounded_and_survives_a_reload(tiny_models, tmp_path):
+    """BERT's classifier head (pooler dense -> tanh -> linear) bounds the logit by |W|_1 + |b|;
+    the DistilBERT-style head (ReLU in place of tanh) does not, and a saved model keeps it."""
+    from transformers import AutoModelForSequenceClassification
+
+    from rcfd.rewards import set_head_activation
+
+    texts = ["This quiet film was wonderful.", "Her new loud film was a mess.", "That long film was dull."]
+    scores = {}
+    for act in ("tanh", "relu"):
+        model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"], num_labels=2)
+        set_head_activation(model, act)
+        with torch.no_grad():  # a pooler with large weights: tanh saturates, ReLU keeps growing
+            model.bert.pooler.dense.weight.mul_(1000.0)
+            bound = model.classifier.weight.abs().sum(-1) + model.classifier.bias.abs()
+        model.save_pretrained(tmp_path / act)
+        from transformers import AutoTokenizer
+
+        AutoTokenizer.from_pretrained(tiny_models["bert"]).save_pretrained(tmp_path / act)
+        scorer = ClassifierReward(str(tmp_path / act), RewardModelConfig())
+        assert type(scorer.model.bert.pooler.activation).__name__ == {"tanh": "Tanh", "relu": "ReLU"}[act]
+        logits = scorer.logits(texts)
+        scores[act] = (logits.abs().max().item(), bound.max().item())
+    assert scores["tanh"][0] <= scores["tanh"][1] + 1e-4
+    assert scores["relu"][0] > 10 * scores["relu"][1]
+    with pytest.raises(Exception, match="head_activation 'gelu'"):
+        set_head_activation(AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"]), "gelu")

@@ -164,3 +164,21 @@ def test_rloo_vs_ppo_table():
     assert table["fastest step (s)"].tolist()[2:] == [20.0, 25.0]
     with pytest.raises(InputError, match="no RL runs"):
         algorithm_comparison(pd.DataFrame(rows[4:]), {})
+
+
+def test_calibration_table_one_row_per_method_from_scored_samples():
+    from rcfd.tables import APPENDIX, calibration_table
+
+    demos = [{"task": "movies", "method": "demonstrations", "seed": 0, "id": i, "reward": float(i)} for i in range(4)]
+    rcfd = [{"task": "movies", "method": "rcfd", "seed": s, "id": i, "reward": float(i) + 1.0}
+            for s in (0, 1) for i in range(4) for _ in range(2)]
+    base = [{"task": "movies", "method": "base", "seed": 0, "id": i, "reward": 1.5 + j} for i in range(4) for j in (-1, 1)]
+    table = calibration_table(pd.DataFrame(demos + rcfd + base), {"movies": {"bins": 10, "smoothing": 0.5}},
+                              APPENDIX["calibration"]).set_index("method")
+    assert list(table.index) == ["base", "RCfD"]
+    assert table.loc["RCfD", ["mse", "bias²", "within", "cov", "corr"]].tolist() == [1.0, 1.0, 0.0, 1.25, 1.0]
+    assert table.loc["base", ["mse", "bias²", "within", "between", "var(demo)", "cov"]].tolist() == \
+        [2.25, 0.0, 1.0, 0.0, 1.25, 0.0]
+    with pytest.raises(InputError, match="match no demonstration"):
+        calibration_table(pd.DataFrame(demos[:2] + base), {"movies": {"bins": 10, "smoothing": 0.5}},
+                          APPENDIX["calibration"])

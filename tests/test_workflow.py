@@ -107,14 +107,22 @@ def test_smoke_dag_builds_every_output(smoke_run):
     for ext in ("pdf", "png"):
         assert (figures / f"figure3.{ext}").stat().st_size > 1000
     table = pd.read_csv(results / "tables/table6.csv")
-    expected = ["demonstrations", "base", "SFT"] + [f"R β={b:g}" for b in config["movies"]["betas"]] + ["RCfD"]
+    expected = (["demonstrations", "base", "SFT"] + [f"R β={b:g}" for b in config["movies"]["betas"]]
+                + ["RCfD", "RCfD (shuffled targets)"])
     assert list(table["method"]) == expected
     _assert_filled(table, ["success", "naturalness"])
     scored = pd.read_json(results / "runs/movies/rcfd/seed0/scored.jsonl", lines=True)
     assert scored[["judge_success", "judge_naturalness"]].notna().all().all()  # per-sample soft scores
     assert (results / "tables/table6.csv.provenance.json").exists()
     rm = yaml.safe_load((results / "reward_models/movies/metrics.json").read_text())
-    assert 0 <= rm["heldout_accuracy"] <= 1
+    rm_rows = pd.read_json(results / "data/movies/rm_data.jsonl", lines=True)
+    assert (rm["n_train"], rm["n_heldout"]) == tuple((rm_rows["split"] == s).sum() for s in ("train", "eval"))
+    assert 0 < rm["demo_near_max_fraction"] <= 1 and rm["demo_reward_min"] < rm["demo_reward_max"]
+    assert (results / "reward_models/movies/demo_rewards.png").stat().st_size > 1000
+    calibration = pd.read_csv(results / "tables/calibration_movies.csv").set_index("method")
+    assert list(calibration.index) == expected[1:]  # every method but the demonstrations
+    terms = calibration[["bias²", "within", "between", "var(demo)"]].sum(axis=1) - 2 * calibration["cov"]
+    assert (terms - calibration["mse"]).abs().max() < 0.01  # the decomposition adds up (rounded terms)
     for method in ("rcfd", "beta0", "sft"):
         run = results / f"runs/movies/{method}/seed0"
         assert (run / "policy/adapter_model.safetensors").exists()

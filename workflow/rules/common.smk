@@ -2,7 +2,7 @@
 import json
 import os
 
-from rcfd.config import check_config, config_hash
+from rcfd.config import SOURCE_ASSETS, check_config, config_hash
 from rcfd.methods import METHOD_REGEX, alpha_name, beta_name, parse_method, with_algorithm
 from rcfd.tables import labels_of
 
@@ -28,7 +28,9 @@ BENCH = per_algorithm(f"{R}/benchmarks")
 
 
 # where each PyPI-shipped data asset lands (the format is what the step reading it expects)
-ASSET_FILES = {"movie_snippets": "movie_snippets.tsv", "wiki_dump": "wiki_dump.xml.bz2", "aclsum": "aclsum.zip"}
+ASSET_FILES = {"movie_snippets": "movie_snippets.tsv", "imdb_reviews": "imdb_reviews.csv",
+               "wiki_dump": "wiki_dump.xml.bz2", "aclsum": "aclsum.zip"}
+
 
 
 wildcard_constraints:
@@ -49,6 +51,12 @@ def methods(task, algorithm=ALGORITHM):
 
 def asset_path(name):
     return f"{RES}/data/{ASSET_FILES[name]}"
+
+
+def source_input(task):
+    """Input: the offline asset that `task`'s data source reads (none for a hub data set)."""
+    source = config[task]["data"].get("source")
+    return [asset_path(SOURCE_ASSETS[source])] if source in SOURCE_ASSETS else []
 
 
 def asset_params(w):
@@ -193,6 +201,11 @@ def figure_files(name):
     return expand(f"{FIGURES}/{name}.{{ext}}", ext=["pdf", "png"])
 
 
+def rl_runs(task, filename):
+    """`filename` of every RL run of a task (first seed), with the configured algorithm."""
+    return [f"{run_dir(task, m, config['seeds'][0])}/{filename}" for m in methods(task) if parse_method(m).kind == "rl"]
+
+
 def algorithm_runs(task, filename):
     """`filename` of every RL run of a task (first seed), trained with RLOO and with PPO."""
     rl = [m for a in ("rloo", "ppo") for m in methods(task, a) if parse_method(m).kind == "rl"]
@@ -220,6 +233,7 @@ def all_targets():
     for task in config["tasks"]:
         tables, figures = TASK_OUTPUTS[task]
         targets += [f for t in tables for f in table_files(t)] + [f for g in figures for f in figure_files(g)]
+        targets += table_files(f"calibration_{task}") + figure_files(f"training_{task}")
     return targets + table_files("comparison") + table_files("appendix_alignment")
 
 

@@ -3,7 +3,7 @@
 
 rule prepare_movies:
     input:
-        reviews=lambda w: [asset_path("movie_snippets")] if config["movies"]["data"].get("source") == "vader_snippets" else [],
+        reviews=lambda w: source_input("movies"),
         policy=policy_input("movies"),
     output:
         prompts=f"{R}/data/movies/prompts.jsonl",
@@ -28,7 +28,7 @@ rule prepare_movies:
 
 rule prepare_wiki:
     input:
-        dump=lambda w: [asset_path("wiki_dump")] if config["wiki"]["data"].get("source") == "gensim_dump" else [],
+        dump=lambda w: source_input("wiki"),
         policy=policy_input("wiki"),
     output:
         prompts=f"{R}/data/wiki/prompts.jsonl",
@@ -52,7 +52,7 @@ rule prepare_wiki:
 
 rule prepare_summaries:
     input:
-        source=lambda w: [asset_path("aclsum")] if config["summaries"]["data"].get("source") == "aclsum" else [],
+        source=lambda w: source_input("summaries"),
         policy=policy_input("summaries"),
     output:
         prompts=f"{R}/data/summaries/prompts.jsonl",
@@ -79,12 +79,15 @@ rule prepare_summaries:
 rule train_reward_model:
     input:
         data=f"{R}/data/{{task}}/rm_data.jsonl",
+        prompts=f"{R}/data/{{task}}/prompts.jsonl",
         base=model_input("reward_base"),
     output:
         model=directory(f"{R}/reward_models/{{task}}/model"),
         metrics=f"{R}/reward_models/{{task}}/metrics.json",
+        histogram=multiext(f"{R}/reward_models/{{task}}/demo_rewards", ".pdf", ".png"),
     params:
-        p=lambda w: as_json(with_runtime(config[w.task]["reward_model"]["train"], config[w.task]["data"]["seed"])),
+        p=lambda w: as_json({"train": with_runtime(config[w.task]["reward_model"]["train"], config[w.task]["data"]["seed"]),
+                             "score": score_params(w.task)["reward_model"]}),
         base=model_arg("reward_base", "base"),
     priority: 1  # the longest jobs: start them as soon as their inputs exist
     threads: config["threads_per_job"]
@@ -98,7 +101,7 @@ rule train_reward_model:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd train-rm --threads {threads} --params {params.p:q} --base {params.base} --data {input.data}"
-        " --out {output.model} --metrics {output.metrics} > {log} 2>&1"
+        " --prompts {input.prompts} --out {output.model} --metrics {output.metrics} > {log} 2>&1"
 
 
 rule score_demos:

@@ -185,6 +185,48 @@ rule appendix_alignment:
         " --metrics {input.metrics} --out {params.prefix} > {log} 2>&1"
 
 
+# Appendix: each method's squared error to its own demonstration's reward, decomposed (one table per task).
+use rule appendix_alignment as calibration with:
+    input:
+        scored=lambda w: run_outputs(w.task, "scored.jsonl"),
+        metrics=lambda w: run_outputs(w.task, "metrics.csv"),
+    output:
+        table_files("calibration_{{task}}"),  # expand() keeps {task} a wildcard
+    params:
+        p=lambda w: as_json({"name": "calibration", "alignment": {w.task: config[w.task]["evaluate"]["alignment"]},
+                             "config_hash": task_config_hash(w.task)}),
+        prefix=prefix_of,
+    resources:
+        **job_resources("calibration"),
+    log:
+        f"{LOGS}/calibration/{{task}}.log",
+    benchmark:
+        f"{BENCH}/calibration/{{task}}.tsv"
+
+
+# The RL runs' training-reward curves (first seed), to see whether training reached a plateau.
+rule training_curves:
+    input:
+        policies=lambda w: rl_runs(w.task, "policy"),
+    output:
+        figure_files("training_{{task}}"),  # expand() keeps {task} a wildcard
+    params:
+        p=lambda w: as_json({"name": f"training_{w.task}", "config_hash": task_config_hash(w.task)}),
+        prefix=prefix_of,
+    resources:
+        **job_resources("training_curves"),
+    threads: config["threads_per_job"]
+    log:
+        f"{LOGS}/training_curves/{{task}}.log",
+    benchmark:
+        f"{BENCH}/training_curves/{{task}}.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd training-curves --threads {threads} --params {params.p:q} --policies {input.policies}"
+        " --out {params.prefix} > {log} 2>&1"
+
+
 # RLOO next to PPO on the movie-review use case (`snakemake rloo_vs_ppo`): every RL method trained
 # with each optimiser. Not part of `all`: it trains every RL method a second time.
 rule rloo_vs_ppo:
