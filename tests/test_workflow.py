@@ -177,7 +177,7 @@ def test_changing_one_beta_reruns_only_that_branch(smoke_run):
     changed.write_text(yaml.safe_dump(config))
     plan = _planned(work, changed)
     assert plan == {"train": 1, "generate": 1, "evaluate": 1, "table6": 1, "figure3": 1, "comparison": 1,
-                    "appendix_alignment": 1, "all": 1}
+                    "appendix_alignment": 1, "calibration": 1, "training_curves": 1, "all": 1}
 
 
 def test_report_holds_every_table_and_figure(smoke_run, tmp_path):
