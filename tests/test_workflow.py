@@ -273,7 +273,7 @@ def test_smoke_rloo_vs_ppo(smoke_run):
     rloo_table = (results / "tables/table6.csv").read_bytes()
     _run(work, configfile, targets=("rloo_vs_ppo",))
     table = pd.read_csv(results / "tables/rloo_vs_ppo.csv")
-    rl = [f"R β={b:g}" for b in config["movies"]["betas"]] + ["RCfD"]
+    rl = [f"R β={b:g}" for b in config["movies"]["betas"]] + ["RCfD", "RCfD (shuffled targets)"]
     assert list(table["method"]) == [m for m in rl for _ in range(2)]
     assert list(table["algorithm"]) == ["RLOO", "PPO"] * len(rl)
     assert table.notna().all().all() and (table["s/step"] > 0).all()
