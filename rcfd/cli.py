@@ -153,7 +153,7 @@ def step_train(a) -> None:
     needs = {"rl": ["demo_reward"], "dpo": ["rejected"]}.get(method.kind, [])
     require_columns(rows, ["prompt", "demo"] + needs + (["demo_tokens"] if method.objective == "rcfd2" else []), a.data)
     if method.shuffled_targets:
-        rows = shuffle_targets(rows, next(a.params[k]["seed"] for k in ("rl",)))
+        rows = shuffle_targets(rows, a.params["rl"]["seed"])
     # checkpoints of an interrupted attempt are resumed only by a run with the same settings and data
     run = {"method": a.method, "params": a.params, "policy": a.policy, "rm": a.rm, "data": assets.sha256_of(a.data)}
     ckpt = Checkpoints(Path(a.out).with_name("checkpoints"), json.dumps(run, sort_keys=True))
