@@ -119,7 +119,8 @@ def _save(fig, prefix: str | Path, cfg: FigureConfig) -> list[Path]:
     prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = [prefix.with_suffix(".pdf"), prefix.with_suffix(".png")]
     for p in paths:
-        fig.savefig(p, dpi=cfg.dpi)
+        # No CreationDate in the PDF: the same figure is then the same bytes on every run.
+        fig.savefig(p, dpi=cfg.dpi, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
 

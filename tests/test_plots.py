@@ -1,8 +1,11 @@
-"""Figure 4: which points of the α sweep its front joins, and which share a label."""
+"""Figure 4: which points of the α sweep its front joins, and which share a label; figures are
+the same bytes when drawn twice."""
 
 import pandas as pd
 
-from rcfd.plots import label_groups, non_dominated
+import time
+
+from rcfd.plots import demo_reward_histogram, label_groups, non_dominated
 
 
 def test_non_dominated_keeps_the_shortest_for_each_reward_level():
@@ -21,3 +24,12 @@ def test_points_on_top_of_each_other_share_one_label():
     points = pd.DataFrame({"mean_tokens": [80.0, 80.0, 35.3, 80.0], "avg_reward": [1.24, 1.28, 0.57, 1.25]},
                           index=["beta0", "alpha0.015", "alpha0.02", "alpha0.005"])
     assert label_groups(points) == [["alpha0.015", "alpha0.005", "beta0"], ["alpha0.02"]]
+
+
+def test_a_figure_drawn_twice_is_the_same_bytes(tmp_path):
+    # The SLURM test compares every output of two runs byte for byte, the PDFs among them.
+    first = demo_reward_histogram([0.1, 0.5, 2.0, 1.2], tmp_path / "a", "demos")
+    time.sleep(1.1)  # a CreationDate would differ by a second
+    second = demo_reward_histogram([0.1, 0.5, 2.0, 1.2], tmp_path / "b", "demos")
+    for x, y in zip(first, second):
+        assert x.read_bytes() == y.read_bytes(), x.name

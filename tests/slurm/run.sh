@@ -272,7 +272,6 @@ PY
 # Both runs must produce the same files (logs and benchmarks aside), byte for byte, except those
 # that record when, how fast or where a job ran:
 #   *.provenance.json             written_at and the jobs' benchmark seconds
-#   figures/*.pdf                 the PDF CreationDate
 #   policy/train_log.csv, policy/train_summary.json, reward_models/*/metrics.json
 #                                 wall-clock columns (train_runtime, samples per second, seconds)
 #   policy/training_args.bin      the pickled TrainingArguments hold output_dir (the results dir)
@@ -282,7 +281,7 @@ PY
 import fnmatch, json, sys
 from pathlib import Path
 local, slurm = map(Path, sys.argv[1:])
-VARY = ["*.provenance.json", "figures/*.pdf", "*/policy/train_log.csv", "*/policy/train_summary.json",
+VARY = ["*.provenance.json", "*/policy/train_log.csv", "*/policy/train_summary.json",
         "reward_models/*/metrics.json", "*/policy/training_args.bin"]
 def files(root):
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
