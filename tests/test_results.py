@@ -60,8 +60,8 @@ def test_appendix_configured_estimator_is_the_tables_alignment(name):
 
 
 def test_three_seed_movie_table_rebuilds_with_confidence_intervals():
-    """The three-seed movie-review run (results/ablations/movies_seeds) gives its committed Table 6:
+    """The three-seed movie-review run (results/ablations/movies_snippets_seeds) gives its committed Table 6:
     means and 95% CI half-widths over the seeds, from its per-run CSVs."""
-    table = assert_table_rebuilds("table6", REPO / "results/ablations/movies_seeds/run").set_index("method")
+    table = assert_table_rebuilds("table6", REPO / "results/ablations/movies_snippets_seeds/run").set_index("method")
     assert (table.drop("demonstrations")["seeds"] == 3).all()
     assert table.drop("demonstrations")["A ↓_ci95"].gt(0).all()
