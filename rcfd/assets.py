@@ -164,8 +164,7 @@ def train_tokenizer(texts: list[str], vocab_size: int):
 
 def build_tiny_model(cfg: TinyModelConfig, corpus: list[str], out: str | Path) -> Path:
     import torch
-    from transformers import (BertConfig, BertForSequenceClassification, LlamaConfig,
-                              LlamaForCausalLM)
+    from transformers import BertConfig, BertForSequenceClassification, LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(cfg.seed)
     tok = train_tokenizer(corpus, cfg.vocab_size)

@@ -1,11 +1,11 @@
 """Throughput of the RL step on one GPU: `python -m rcfd bench --shape llama2-7b`.
 
 A causal LM of a real architecture with random weights (bf16 on GPU, fp32 on CPU), LoRA on all
-linear layers (`LoraSettings`: r 32, alpha 64), at one use case's paper batch and lengths:
+linear layers (`LoraSettings`: r 32, lora_alpha 64), at one use case's paper batch and lengths:
 
   (a) generation: `prompts x generations` sequences of `new_tokens` sampled with TRL's default
       settings (dynamic KV cache, eager) and with ours (static cache, compiled CUDA-graphed decoding:
-      train.RLConfig.compile_generation), against the bandwidth floor (every weight read per token);
+      rl.RLConfig.compile_generation), against the bandwidth floor (every weight read per token);
   (b) the RL step's training phase: forward + backward of the policy-gradient loss on prompt +
       completion (TRL's fused log-prob head and gradient checkpointing, as in its RLOO step), then
       an AdamW step on the LoRA weights;
@@ -44,8 +44,10 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from .rewards import ClassifierReward, RewardModelConfig
-from .train import Checkpoints, LoraTraining, RLConfig, rl_trainer
+from .checkpoints import Checkpoints
+from .rewards import ClassifierReward, RewardModelConfig, make_reward_func
+from .rl import RLConfig, rl_trainer
+from .train import LoraTraining
 from .utils import InputError, log, pick_device, pick_dtype, seed_everything, write_json
 
 SHAPES = {  # LlamaConfig arguments
@@ -205,7 +207,7 @@ def bench_generate_and_train(cfg: BenchConfig, tok, prompts: list[str], device: 
     P, C, B = cfg.prompt_tokens, cfg.new_tokens, cfg.sequences
 
     def generate(compiled: bool):
-        # TRL's default (dynamic KV cache, eager) or ours (train.RLConfig.compile_generation)
+        # TRL's default (dynamic KV cache, eager) or ours (rl.RLConfig.compile_generation)
         extra = dict(cache_implementation="static", disable_compile=False) if compiled else dict(disable_compile=True)
         return model.generate(**enc, do_sample=True, max_new_tokens=C, temperature=1.0, top_p=1.0, top_k=0,
                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **extra)
@@ -215,7 +217,7 @@ def bench_generate_and_train(cfg: BenchConfig, tok, prompts: list[str], device: 
     for compiled in (False, True):
         log.info("(a) generation, %s: %d sequences x %d new tokens after %d prompt tokens",
                  "static cache + compiled decoding" if compiled else "TRL's default (dynamic cache, eager)", B, C, P)
-        gen_s[compiled] = timed(lambda: generate(compiled), cfg.warmup, cfg.steps)
+        gen_s[compiled] = timed(lambda: generate(compiled), cfg.warmup, cfg.steps)  # noqa: B023 (called at once)
     ids = generate(True)
     assert ids.shape == (B, P + C), ids.shape
 
@@ -282,7 +284,7 @@ def bench_rloo(cfg: BenchConfig, tok, prompts: list[str], device: str, ours: boo
         rl = RLConfig(steps=n_steps, prompts_per_step=cfg.prompts, num_generations=cfg.generations,
                       max_new_tokens=cfg.new_tokens, lora=cfg.lora, seed=cfg.seed, device=device)
         trainer = rl_trainer(model, tok, [{"prompt": p, "demo_reward": r} for p, r in zip(prompts, demo_rewards)],
-                             "rcfd", 0.0, rm, rl, Checkpoints(work / "ours"))
+                             make_reward_func("rcfd", rm), 0.0, rl, Checkpoints(work / "ours"))
     else:
         cuda = device.startswith("cuda")
         args = RLOOConfig(output_dir=str(work / "trl"), max_steps=n_steps, per_device_train_batch_size=cfg.sequences,
@@ -344,7 +346,7 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
         "trl": trl.__version__, "peft": peft.__version__, "dtype": str(pick_dtype(device)).removeprefix("torch."),
         "shape": cfg.shape, "use_case": cfg.use_case, "prompts": cfg.prompts, "generations": cfg.generations,
         "sequences": B, "prompt_tokens": P, "new_tokens": C, "gradient_checkpointing": cfg.gradient_checkpointing,
-        "lora_r": cfg.lora.r, "lora_alpha": cfg.lora.alpha, "warmup": cfg.warmup, "timed_steps": cfg.steps,
+        "lora_r": cfg.lora.r, "lora_alpha": cfg.lora.lora_alpha, "warmup": cfg.warmup, "timed_steps": cfg.steps,
         "params_matmul": r["params_matmul"], "params_lora": r["params_lora"], "peak_bf16_tflops": peak,
         "gen_s": r["gen_s"], "gen_tok_s": B * C / r["gen_s"], "gen_mfu": mfu(gen_flops, r["gen_s"]),
         "gen_s_compiled": r["gen_s_compiled"], "gen_tok_s_compiled": B * C / r["gen_s_compiled"],

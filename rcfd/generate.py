@@ -33,7 +33,7 @@ def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: Gener
     model = load_policy(base, adapter, device)
     jobs = [(r, s) for r in rows for s in range(cfg.samples_per_prompt)]
     out, t0 = [], time.time()
-    for i, chunk in enumerate(batched(jobs, cfg.batch_size)):
+    for chunk in batched(jobs, cfg.batch_size):
         enc = tok([r["prompt"] for r, _ in chunk], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)
         gen = model.generate(

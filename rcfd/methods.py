@@ -26,8 +26,9 @@ from dataclasses import dataclass
 
 _NUMBER = r"[0-9]+(\.[0-9]+)?"
 PPO = "_ppo"  # suffix of an RL method trained with PPO
-METHOD_REGEX = (rf"base|sft|(rcfd2|rcfd_shuffled|rcfd|beta{_NUMBER}|alpha{_NUMBER})({PPO})?|dpo_early|dpo|greedy|temp{_NUMBER}"
-                rf"|nucleus{_NUMBER}|demonstrations")
+# the method grammar, once: the trained methods (the `train` rule's wildcard), then every method
+TRAINED_REGEX = rf"sft|(rcfd2|rcfd_shuffled|rcfd|beta{_NUMBER}|alpha{_NUMBER})({PPO})?|dpo_early|dpo"
+METHOD_REGEX = rf"base|{TRAINED_REGEX}|greedy|temp{_NUMBER}|nucleus{_NUMBER}|demonstrations"
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,15 @@ def parse_method(name: str) -> Method:
     if name.startswith("nucleus"):
         return Method(name, "decoding", decoding=(("top_p", float(name[7:])),))
     return Method(name, name)
+
+
+def configurable_method(name: str) -> bool:
+    """Whether `name` may be listed under a task's `methods`: the sweeps (beta<b>, alpha<a>) come
+    from `betas` and `alphas`, PPO names from `algorithm`, and the demonstrations are always evaluated."""
+    if not re.fullmatch(METHOD_REGEX, name):
+        return False
+    m = parse_method(name)
+    return m.name != "demonstrations" and m.algorithm == "rloo" and not (m.objective == "reward")
 
 
 def sort_key(name: str) -> tuple:

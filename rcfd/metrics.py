@@ -39,8 +39,9 @@ def histograms(demo, policy, bins: int, smoothing: float) -> tuple[np.ndarray, n
     return p / p.sum(), q / q.sum()
 
 
-def alignment_score(demo_rewards, policy_rewards, cfg: AlignmentConfig = AlignmentConfig()) -> float:
+def alignment_score(demo_rewards, policy_rewards, cfg: AlignmentConfig | None = None) -> float:
     """A = KL(rho_demo || rho_policy) in nats (lower is better; 0 = same distribution)."""
+    cfg = cfg or AlignmentConfig()
     p, q = histograms(demo_rewards, policy_rewards, cfg.bins, cfg.smoothing)
     mask = p > 0
     return float(np.sum(p[mask] * np.log(p[mask] / q[mask])))
@@ -195,9 +196,10 @@ def sentence_features(path: str, texts: list[str], batch_size: int = 64, max_len
     return np.concatenate(out)
 
 
-def mauve_score(p_features: np.ndarray, q_features: np.ndarray, cfg: MauveConfig = MauveConfig()) -> float:
+def mauve_score(p_features: np.ndarray, q_features: np.ndarray, cfg: MauveConfig | None = None) -> float:
     """MAUVE in (0, 1]: 1 when the two feature clouds fall into the same k-means buckets in the
     same proportions, near 0 when they share none."""
+    cfg = cfg or MauveConfig()
     import logging
 
     import torch

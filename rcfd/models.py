@@ -11,14 +11,14 @@ from .utils import pick_dtype
 @dataclass
 class LoraSettings:
     r: int = 32  # paper: rank 32
-    alpha: int = 64  # paper: alpha 64
+    lora_alpha: int = 64  # paper: alpha 64 (LoRA's scale; not the length-reward weight alpha)
     dropout: float = 0.01  # paper: 0.01 (0 for summarisation)
     target_modules: list[str] | str = field(default_factory=lambda: "all-linear")
 
     def peft_config(self):
         from peft import LoraConfig
 
-        return LoraConfig(r=self.r, lora_alpha=self.alpha, lora_dropout=self.dropout,
+        return LoraConfig(r=self.r, lora_alpha=self.lora_alpha, lora_dropout=self.dropout,
                           target_modules=self.target_modules, task_type="CAUSAL_LM")
 
 

@@ -17,6 +17,7 @@ histogram's mean line. Histograms and densities pool the samples of every seed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,8 +244,15 @@ def non_dominated(points: pd.DataFrame) -> list:
     return [a.Index for a in rows if not any(beaten(a, b) for b in rows)]
 
 
-FIGURES = {"figure3": reward_histograms, "figure2": loglik_curves, "figure5": decoding_baselines,
-           "figure4": pareto_front}
+@dataclass(frozen=True)
+class Figure:
+    task: str  # the use case whose runs it draws
+    draw: Callable[..., list[Path]]
+
+
+# the paper's figures this workflow draws (each a rule of workflow/rules/report.smk)
+FIGURES = {"figure3": Figure("movies", reward_histograms), "figure2": Figure("wiki", loglik_curves),
+           "figure5": Figure("wiki", decoding_baselines), "figure4": Figure("summaries", pareto_front)}
 
 
 def _judge_bars(fig, grid, metrics: pd.DataFrame, methods: list[str], palette) -> None:

@@ -2,7 +2,7 @@
 
 TRL dropped its PPO trainer in 1.13, so this is a small loop on the pieces the RLOO path uses: the
 same reward callables (rewards.make_reward_func: R, R_alpha, RCfD, two-reward RCfD), the same LoRA
-settings, data and checkpoint folder (train.Checkpoints). One step:
+settings, data and checkpoint folder (checkpoints.Checkpoints). One step:
 
   1. rollout   `num_generations` completions for each of `prompts_per_step` prompts, sampled from
                the current policy;
@@ -21,9 +21,7 @@ the head shared the trunk or not (README, "PPO next to RLOO").
 
 from __future__ import annotations
 
-import os
 import random
-import signal
 import time
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .rewards import make_reward_func
+from .checkpoints import kill_if_due
 from .utils import InputError, batched, log, pick_device, seed_everything
 
 
@@ -113,14 +111,14 @@ def logprobs_and_values(model, head: ValueHead | None, ids, attention, n_prompt:
 
 # --------------------------------------------------------------------------- the trainer
 class PPOTrainer:
-    def __init__(self, model, tok, rows: list[dict], objective: str, beta: float, rm, cfg, ckpt, alpha: float = 0.0):
+    def __init__(self, model, tok, rows: list[dict], reward_func, beta: float, cfg, ckpt):
         from peft import get_peft_model
 
         if cfg.processes != 1:
             raise InputError("config key 'rl.processes': PPO runs in one process (algorithm: ppo)")
         self.cfg, self.tok, self.rows, self.beta, self.ckpt = cfg, tok, rows, beta, ckpt
         self.device = pick_device(cfg.device)
-        self.reward = make_reward_func(objective, rm, alpha)
+        self.reward = reward_func
         self.model = get_peft_model(model.to(self.device), cfg.lora.peft_config())
         if cfg.gradient_checkpointing:
             self.model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -232,8 +230,7 @@ class PPOTrainer:
         torch.save({"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                     "history": self.history, "rng": _rng_state()}, tmp / "ppo_state.pt")
         tmp.rename(path)  # complete checkpoints only: a kill mid-save leaves a .tmp folder, ignored
-        if os.environ.get("RCFD_KILL_AFTER_STEP") and self.step >= int(os.environ["RCFD_KILL_AFTER_STEP"]):
-            os.kill(os.getpid(), signal.SIGKILL)  # fault injection for the preemption test (train.KillAfterSave)
+        kill_if_due(self.step)  # the preemption test's fault injection
 
     def resume(self) -> None:
         from peft import set_peft_model_state_dict
@@ -267,9 +264,10 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def train_ppo(model, tok, rows, objective, beta, rm, cfg, ckpt, alpha: float, out) -> list[dict]:
+def train_ppo(model, tok, rows, reward_func, beta, cfg, ckpt, out) -> list[dict]:
+    """Train `model` with PPO on `reward_func` (TRL's reward-function interface) and save it to `out`."""
     seed_everything(cfg.seed)
-    trainer = PPOTrainer(model, tok, rows, objective, beta, rm, cfg, ckpt, alpha)
+    trainer = PPOTrainer(model, tok, rows, reward_func, beta, cfg, ckpt)
     history = trainer.train()
     trainer.save_model(str(out))
     ckpt.clear()

@@ -6,7 +6,7 @@ import hashlib
 import json
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -47,5 +47,5 @@ def write_provenance(result: str | Path, params, **extra) -> Path:
     path = Path(str(result) + ".provenance.json")
     write_json(path, {"result": Path(result).name, "commit": git_commit(), "params_hash": params_hash(params),
                       "params": params, "versions": versions(), "host": platform.node(),
-                      "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **extra})
+                      "written_at": datetime.now(UTC).isoformat(timespec="seconds"), **extra})
     return path

@@ -65,13 +65,11 @@ class ClassifierReward:
             out.append(self.model(**enc.to(self.device)).logits.float().cpu())
         return torch.cat(out)
 
-    def __call__(self, texts: list[str]) -> list[float]:
-        return self.logits(texts)[:, self.cfg.positive_label].tolist()
-
     def score(self, prompts: list[str], completions: list[str]) -> list[float]:
+        """R_RM(x, y) for each (prompt, completion): the pair's logit, or that of the text x + y."""
         if self.cfg.pair_input:
             return self.logits(list(prompts), list(completions))[:, self.cfg.positive_label].tolist()
-        return self([p + c for p, c in zip(prompts, completions)])
+        return self.logits([p + c for p, c in zip(prompts, completions)])[:, self.cfg.positive_label].tolist()
 
 
 def set_head_activation(model, name: str) -> None:
@@ -142,14 +140,15 @@ class LogLikelihood:
         """Average per-token log-likelihood of each continuation (NaN for an empty one)."""
         return [mean_or_nan(t) for t in self.token_logprobs(prompts, continuations)]
 
-    __call__ = score
 
+def load_reward_model(path: str, settings: dict):
+    """A task's reward model from its folder or hub id and its settings {kind, device, <scorer
+    settings>}: "classifier" (a sequence classifier, the default) or "loglik" (the frozen initial
+    policy, `path` its folder or hub id)."""
+    from .utils import from_params, pick_device
 
-def load_scorer(kind: str, path: str, params: dict, device: str):
-    """The reward model of a task: "classifier" (a sequence classifier folder or hub id) or
-    "loglik" (the frozen initial policy, `path` its folder or hub id)."""
-    from .utils import from_params
-
+    params = dict(settings)
+    kind, device = params.pop("kind", "classifier"), pick_device(params.pop("device", "auto"))
     if kind == "classifier":
         return ClassifierReward(path, from_params(RewardModelConfig, params, "reward_model.score"), device)
     if kind == "loglik":

@@ -311,7 +311,7 @@ def alignment_sensitivity(scored: pd.DataFrame, configured: dict, cfg: Sensitivi
         grid += [conf] if conf not in grid else []
         demos = frame.loc[frame["method"] == HUMAN, "reward"]
         runs = frame[frame["method"] != HUMAN].groupby(["method", "seed"])["reward"]
-        a = pd.DataFrame({f"{g.bins}/{g.smoothing:g}": runs.agg(lambda r: alignment_score(demos, r, g))
+        a = pd.DataFrame({f"{g.bins}/{g.smoothing:g}": runs.agg(lambda r, d=demos, g=g: alignment_score(d, r, g))
                           for g in grid}).groupby("method").mean()
         a = a.loc[sorted(a.index, key=sort_key)]
         ref = a[f"{conf.bins}/{conf.smoothing:g}"]

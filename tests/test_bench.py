@@ -9,10 +9,11 @@ import torch
 
 from rcfd.bench import model_flops, peak_bandwidth, peak_tflops
 from rcfd.cli import main
-from rcfd.train import RLConfig
+from rcfd.rl import PPOConfig
 from rcfd.utils import InputError
 
-THROUGHPUTS = ["gen_s", "gen_tok_s", "gen_s_compiled", "gen_tok_s_compiled", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
+THROUGHPUTS = ["gen_s", "gen_tok_s", "gen_s_compiled", "gen_tok_s_compiled", "train_s", "train_tok_s", "step_s_ours",
+               "step_s_trl", "speedup_vs_trl"]
 MFUS = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_floor_s", "gen_x_floor_compiled"]
 
 
@@ -48,19 +49,21 @@ def test_flops_and_peaks():
 
 def tiny_rl_trainer(tmp_path, **rl_settings):
     """A factory of one-step RCfD RLOO trainers on the tiny synthetic policy and RM (on CPU)."""
-    from rcfd import bench, train
-    from rcfd.rewards import ClassifierReward, RewardModelConfig
+    from rcfd import bench
+    from rcfd import rl as RL
+    from rcfd.checkpoints import Checkpoints
+    from rcfd.rewards import ClassifierReward, RewardModelConfig, make_reward_func
 
     cfg = bench.BenchConfig(shape="tiny", prompts=2, prompt_tokens=4, new_tokens=3, device="cpu")
     tok = bench.synthetic_tokenizer(512)
     rm_path = bench.save_reward_model(tok, "tiny", tmp_path / "rm")
     rm = ClassifierReward(str(rm_path), RewardModelConfig(max_length=16), "cpu")
     rows = [{"prompt": p, "demo_reward": 0.5} for p in ["w2 w3", "w4 w5 w6 w7 w8 w9", "w10", "w11 w12"]]
-    rl = train.RLConfig(steps=1, prompts_per_step=2, num_generations=2, max_new_tokens=3, device="cpu", **rl_settings)
+    rl = RL.RLConfig(steps=1, prompts_per_step=2, num_generations=2, max_new_tokens=3, device="cpu", **rl_settings)
 
     def trainer(name):
         model, _, _ = bench.build_policy(cfg, "cpu")
-        return train.rl_trainer(model, tok, rows, "rcfd", 0.0, rm, rl, train.Checkpoints(tmp_path / name))
+        return RL.rl_trainer(model, tok, rows, make_reward_func("rcfd", rm), 0.0, rl, Checkpoints(tmp_path / name))
 
     return trainer
 
@@ -78,19 +81,19 @@ def test_cpu_bf16_trains_under_bf16_autocast(tmp_path):
     assert all(torch.isfinite(after[n]).all() for n in before)
     assert any(not torch.equal(before[n], after[n].detach()) for n in before)  # the LoRA weights moved
     with pytest.raises(InputError, match="rl.cpu_bf16"):
-        RLConfig(algorithm="ppo", cpu_bf16=True)
+        PPOConfig(cpu_bf16=True)
 
 
 def test_compiled_generation_settings(tmp_path, monkeypatch):
     """On CUDA the RL trainer decodes with a static cache sized once for the longest prompt and with
     transformers' compiled forward (TRL turns it off); elsewhere it keeps TRL's settings. Checked on
     CPU by pretending to be on CUDA: the settings, and that a step runs with the static cache."""
-    from rcfd import train
+    from rcfd import rl
 
     trainer = tiny_rl_trainer(tmp_path)
     default = trainer("default").generation_config
     assert default.disable_compile and default.cache_implementation is None
-    monkeypatch.setattr(train, "compiled_generation", lambda cfg, device: True)
+    monkeypatch.setattr(rl, "compiled_generation", lambda cfg, device: True)
     t = trainer("compiled")
     assert not t.generation_config.disable_compile
     assert (t.generation_config.cache_implementation, t.generation_config.max_cache_len) == ("static", 6 + 3)
@@ -104,7 +107,7 @@ def test_rl_warns_once_when_every_advantage_is_zero(tmp_path, caplog):
     and not after a step that still had variance."""
     from transformers import TrainerState
 
-    from rcfd.train import StallWarning
+    from rcfd.rl import StallWarning
 
     trainer = tiny_rl_trainer(tmp_path)("stall")
     assert any(isinstance(c, StallWarning) for c in trainer.callback_handler.callbacks)

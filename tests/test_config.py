@@ -1,4 +1,3 @@
-import copy
 from pathlib import Path
 
 import pytest
@@ -50,13 +49,22 @@ def test_empty_sweep_is_named():
 def test_semantic_checks():
     c = load()
     c["movies"]["betas"] = [0.1, 0.1]
-    assert "movies.betas" in _error(c)
+    assert "config key 'movies.betas': duplicate values" in _error(c)
     c = load()
     del c["movies"]
-    assert "movies" in _error(c)
+    assert "task 'movies' is enabled but has no 'movies' section" in _error(c)
     c = load()
     c["models"]["reward_base"]["name"] = c["models"]["policy"]["name"]
-    assert "models" in _error(c)
+    assert "config key 'models': model names must be unique" in _error(c)
+
+
+def test_method_names_are_checked_by_the_one_grammar():
+    """rcfd.methods is the one place that knows method names: a typo, a sweep member or a PPO name
+    under `methods` is refused with the key and the name; every default method passes."""
+    for bad in ("rcdf", "beta0.1", "rcfd_ppo", "demonstrations"):
+        c = load()
+        c["movies"]["methods"] = ["base", bad]
+        assert f"config key 'movies.methods': {bad!r} is not a method" in _error(c)
 
 
 def test_defaults_are_filled():

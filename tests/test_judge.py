@@ -127,7 +127,8 @@ def test_mauve_on_synthetic_features():
     same = mauve_score(a, b, cfg)
     assert same > 0.9
     assert mauve_score(a, far, cfg) < 0.1
-    assert mauve_score(a, b, cfg) == same  # fixed seed: deterministic
+    np.random.seed(123)  # its k-means is seeded by cfg, not by the global random state
+    assert mauve_score(a, b, cfg) == same
 
 
 def test_sentence_features_ignore_padding(tiny_models):

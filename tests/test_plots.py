@@ -1,9 +1,9 @@
 """Figure 4: which points of the α sweep its front joins, and which share a label; figures are
 the same bytes when drawn twice."""
 
-import pandas as pd
-
 import time
+
+import pandas as pd
 
 from rcfd.plots import demo_reward_histogram, label_groups, non_dominated
 

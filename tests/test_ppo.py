@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from rcfd import bench
+from rcfd.checkpoints import Checkpoints
 from rcfd.ppo import PPOTrainer, gae, per_token_rewards, ppo_losses, whiten
-from rcfd.train import Checkpoints, RLConfig
+from rcfd.rewards import make_reward_func
+from rcfd.rl import PPOConfig
 
 
 def test_gae_matches_a_hand_computation():
@@ -76,11 +78,11 @@ def test_ppo_learns_a_trivial_reward(tmp_path):
     model = AutoModelForCausalLM.from_config(LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                                          intermediate_size=128, vocab_size=16, pad_token_id=0))
     rows = [{"prompt": p} for p in bench.random_prompts(16, 3, 16, seed=1)]
-    cfg = RLConfig(algorithm="ppo", steps=40, prompts_per_step=4, num_generations=2, max_new_tokens=6,
+    cfg = PPOConfig(steps=40, prompts_per_step=4, num_generations=2, max_new_tokens=6,
                    learning_rate=1e-2, num_iterations=2, gradient_checkpointing=False, device="cpu", seed=0)
     ckpt = Checkpoints(tmp_path / "ckpt")
     ckpt.claim()
-    history = PPOTrainer(model, tok, rows, "reward", 0.0, LowIdReward(), cfg, ckpt).train()
+    history = PPOTrainer(model, tok, rows, make_reward_func("reward", LowIdReward()), 0.0, cfg, ckpt).train()
     rewards = [h["reward"] for h in history if "reward" in h]
     assert len(rewards) == 40 and all(math.isfinite(r) for r in rewards)
     first, last = sum(rewards[:4]) / 4, sum(rewards[-20:]) / 20

@@ -1,10 +1,10 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from rcfd.rewards import (ClassifierReward, RewardModelConfig, kl_regularised_reward, make_reward_func,
-                          rcfd_reward)
+from rcfd.rewards import ClassifierReward, RewardModelConfig, kl_regularised_reward, make_reward_func, rcfd_reward
 
 
 def test_rcfd_reward_is_minus_squared_distance_to_the_demo():
@@ -37,13 +37,14 @@ def test_classifier_reward_is_the_positive_logit(tiny_models):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"]).eval()
     with torch.no_grad():
         expected = [model(**tok(t, return_tensors="pt")).logits[0, 1].item() for t in texts]
-    assert rm(texts) == pytest.approx(expected, abs=1e-5)
+    # the text scored is prompt + completion, however it is split
+    assert rm.score([t[:9] for t in texts], [t[9:] for t in texts]) == pytest.approx(expected, abs=1e-5)
 
 
 def test_reward_funcs_for_trl(tiny_models):
     rm = ClassifierReward(tiny_models["bert"], RewardModelConfig(), "cpu")
     prompts, completions = ["This quiet film", "Her new film"], [" was dull.", " was moving."]
-    raw = rm([p + c for p, c in zip(prompts, completions)])
+    raw = rm.score(prompts, completions)
     plain = make_reward_func("reward", rm)
     assert plain.__name__ == "reward_reward"
     assert plain(prompts=prompts, completions=completions, completion_ids=None) == pytest.approx(raw, abs=1e-6)
@@ -72,7 +73,7 @@ def test_loglikelihood_matches_a_hand_computation(tiny_models):
         with torch.no_grad():
             logp = torch.log_softmax(model(ids).logits[0], -1)
         expected.append(sum(logp[len(px) + i - 1, t].item() for i, t in enumerate(py)) / len(py))
-    got = LogLikelihood(tiny_models["llama"], batch_size=2)(prompts, conts)  # padded batch == one by one
+    got = LogLikelihood(tiny_models["llama"], batch_size=2).score(prompts, conts)  # padded batch == one by one
     assert got == pytest.approx(expected, abs=1e-4)
 
 
@@ -101,8 +102,10 @@ def test_length_reward_and_two_reward_rcfd_by_hand():
     rm, rm_demo = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([1.0, 1.0, 1.0])
     n, n_demo = torch.tensor([10.0, 30.0, 20.0]), torch.tensor([20.0, 20.0, 20.0])
     got = rcfd_multi_reward([rm, -n], [rm_demo, -n_demo])
-    expected = whiten(torch.tensor([0.0, -1.0, -9.0])) + whiten(torch.tensor([-100.0, -100.0, 0.0]))
-    assert torch.allclose(got, expected)
+    # independently: each calibrated reward -(r - r_demo)^2, whitened with numpy (unbiased std), summed
+    calibrated = [np.array([0.0, -1.0, -9.0]), np.array([-100.0, -100.0, 0.0])]
+    expected = sum((c - c.mean()) / c.std(ddof=1) for c in calibrated)
+    assert np.allclose(got.numpy(), expected, atol=1e-6)
     # each reward counts the same whatever its scale: multiplying lengths by 10 changes nothing
     assert torch.allclose(rcfd_multi_reward([rm, -10 * n], [rm_demo, -10 * n_demo]), got, atol=1e-5)
 

@@ -10,7 +10,8 @@ def _metrics():
     for method, r in [("rcfd", 1.0), ("beta0", 3.0), ("base", 0.5), ("demonstrations", 1.1)]:
         for seed in (0, 1):
             rows.append({"task": "movies", "method": method, "seed": seed, "alignment": r / 10 + seed,
-                         "avg_reward": r + seed, "mean_tokens": 10, "success_vader": 0.9, "loglik_base": -3.0, "distinct_2": 0.5, "self_bleu": 5.0})
+                         "avg_reward": r + seed, "mean_tokens": 10, "success_vader": 0.9, "loglik_base": -3.0,
+                         "distinct_2": 0.5, "self_bleu": 5.0})
     return pd.DataFrame(rows)
 
 
@@ -33,7 +34,7 @@ def test_missing_metric_is_named():
 def test_load_metrics_checks_columns(tmp_path):
     f = tmp_path / "m.csv"
     pd.DataFrame([{"method": "rcfd", "seed": 0}]).to_csv(f, index=False)
-    with pytest.raises(InputError, match="task"):
+    with pytest.raises(InputError, match="m.csv: metrics file lacks column 'task'"):
         load_metrics([f])
 
 

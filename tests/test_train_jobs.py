@@ -20,9 +20,9 @@ from rcfd.utils import write_jsonl
 from .conftest import CORPUS, REPO
 
 RL = {"steps": 4, "checkpoint_steps": 2, "prompts_per_step": 2, "num_generations": 2, "learning_rate": 1e-2,
-      "max_new_tokens": 6, "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu"}
+      "max_new_tokens": 6, "lora": {"r": 4, "lora_alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu"}
 SFT = {"steps": 4, "checkpoint_steps": 2, "logging_steps": 1, "batch_size": 4, "learning_rate": 1e-2, "max_length": 32,
-       "lora": {"r": 4, "alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu"}
+       "lora": {"r": 4, "lora_alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")

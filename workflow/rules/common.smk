@@ -2,9 +2,11 @@
 import json
 import os
 
-from rcfd.config import SOURCE_ASSETS, check_config, config_hash
-from rcfd.methods import METHOD_REGEX, alpha_name, beta_name, parse_method, with_algorithm
-from rcfd.tables import labels_of
+from rcfd.config import SOURCE_ASSETS, check_config
+from rcfd.methods import METHOD_REGEX, TRAINED_REGEX, alpha_name, beta_name, parse_method, with_algorithm
+from rcfd.plots import FIGURES as PAPER_FIGURES
+from rcfd.provenance import params_hash
+from rcfd.tables import TABLES as PAPER_TABLES, labels_of
 
 
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -67,23 +69,35 @@ def asset_params(w):
     return as_json(config["assets"][name])
 
 
-def model_path(key):
-    """A model used as input: its local folder, or its hub id (paper scale) loaded by id."""
+# Every model that rules read (policy, reward model, judge, encoder) is located as (path, is_local), and a
+# local folder is also an input of the rule (a DAG dependency); a hub id is only passed to the step.
+def configured_model(key):
+    """(path, is_local) of the `models` entry `key`: its folder, its hub id, or "none" if not configured."""
     spec = config["models"].get(key)
     if spec is None:
-        return "none"
-    return spec["id"] if spec["source"] == "hub" else f"{RES}/models/{spec['name']}"
+        return "none", False
+    if spec["source"] == "hub":
+        return spec["id"], False
+    return f"{RES}/models/{spec['name']}", True
+
+
+def local_input(located):
+    """Input: the located model's folder, if it is a local one."""
+    path, local = located
+    return [path] if local else []
+
+
+def model_param(locate, input_name):
+    """Param: the rule's input `input_name` (the local folder) or else the path `locate(w)` gives."""
+    return lambda w, input: input.get(input_name) or locate(w)[0]
 
 
 def model_input(key):
-    """As model_path, but only local folders are DAG inputs."""
-    spec = config["models"].get(key)
-    return [] if spec is None or spec["source"] == "hub" else [model_path(key)]
+    return local_input(configured_model(key))
 
 
 def model_arg(key, input_name):
-    """Param: the model's local folder (the rule's input `input_name`) or its hub id."""
-    return lambda w, input: input.get(input_name) or model_path(key)
+    return model_param(lambda w: configured_model(key), input_name)
 
 
 def policy_key(task):
@@ -97,8 +111,7 @@ def policy_input(task=None):
 
 
 def policy_arg(task=None):
-    """Param: the initial policy's local folder (the rule's input `policy`) or its hub id."""
-    return lambda w, input: input.get("policy") or model_path(policy_key(task or w.task))
+    return model_param(lambda w: configured_model(policy_key(task or w.task)), "policy")
 
 
 def model_spec(name):
@@ -108,25 +121,26 @@ def model_spec(name):
     raise ValueError(f"no model named {name!r} under config key 'models'")
 
 
-def reward_model_path(task):
-    """A classifier trained here or taken from the hub; or, for a log-likelihood reward, the
-    frozen initial policy itself."""
+def reward_model(task):
+    """(path, is_local) of a task's reward model: a classifier trained here or taken from the hub;
+    or, for a log-likelihood reward, the frozen initial policy itself."""
     rm = config[task]["reward_model"]
     if rm["source"] == "loglik":
-        return model_path(policy_key(task))
-    return rm["hub_id"] if rm["source"] == "hub" else f"{R}/reward_models/{task}/model"
+        return configured_model(policy_key(task))
+    return (rm["hub_id"], False) if rm["source"] == "hub" else (f"{R}/reward_models/{task}/model", True)
 
 
 def reward_model_input(task):
-    rm = config[task]["reward_model"]
-    if rm["source"] == "loglik":
-        return model_input(policy_key(task))
-    return [] if rm["source"] == "hub" else [reward_model_path(task)]
+    return local_input(reward_model(task))
 
 
-def reward_model_arg(w, input):
-    """Param: the task's reward model folder (an input of the rule) or its hub id."""
-    return input.get("rm") or reward_model_path(w.task)
+reward_model_arg = model_param(lambda w: reward_model(w.task), "rm")
+
+
+def prepare_outputs(task, has_rm_data):
+    """Outputs of a prepare rule: the prompts with their demonstrations (+ the reward model's data)."""
+    return {"prompts": f"{R}/data/{task}/prompts.jsonl",
+            **({"rm_data": f"{R}/data/{task}/rm_data.jsonl"} if has_rm_data else {})}
 
 
 def prefix_of(w, output):
@@ -183,8 +197,7 @@ def evaluate_model_input(section):
 
 
 def evaluate_model_arg(section):
-    """Param: the judge's or MAUVE encoder's folder (the rule's input `section`), hub id, or "none"."""
-    return lambda w, input: input.get(section) or model_path(evaluate_model_key(w.task, section))
+    return model_param(lambda w: configured_model(evaluate_model_key(w.task, section)), section)
 
 
 def run_outputs(task, filename):
@@ -212,9 +225,9 @@ def algorithm_runs(task, filename):
     return [f"{run_dir(task, m, config['seeds'][0])}/{filename}" for m in rl]
 
 
-# the tables and figures each task produces
-TASK_OUTPUTS = {"movies": (["table6"], ["figure3"]), "wiki": (["table5"], ["figure2", "figure5"]),
-                "summaries": (["table1"], ["figure4"])}
+# the tables and figures each task produces (from the registries in rcfd.tables and rcfd.plots)
+TASK_OUTPUTS = {task: ([n for n, t in PAPER_TABLES.items() if t.task == task],
+                       [n for n, f in PAPER_FIGURES.items() if f.task == task]) for task in ("movies", "wiki", "summaries")}
 
 # the HTML report's categories (`snakemake --report report.html`): one per use case, then the
 # tables over every task
@@ -276,7 +289,7 @@ def generations_input(w):
 def task_config_hash(task):
     """Provenance of a task's tables and figures: a hash of the config parts they depend on (so that
     changing another task's settings does not rebuild them)."""
-    return config_hash({k: config.get(k) for k in (task, "models", "assets", "seeds", "device")})
+    return params_hash({k: config.get(k) for k in (task, "models", "assets", "seeds", "device")})
 
 
 def table_params(name, task):

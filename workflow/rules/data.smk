@@ -1,79 +1,37 @@
 # Prompts and demonstrations, the reward model, and the demonstrations' rewards.
 
 
-rule prepare_movies:
-    input:
-        reviews=lambda w: source_input("movies"),
-        policy=policy_input("movies"),
-    output:
-        prompts=f"{R}/data/movies/prompts.jsonl",
-        rm_data=f"{R}/data/movies/rm_data.jsonl",
-    params:
-        p=as_json(config["movies"]["data"]) if "movies" in config else "{}",
-        policy=policy_arg("movies"),
-        reviews=lambda w, input: input.reviews or "none",
-    threads: config["threads_per_job"]
-    resources:
-        **job_resources("prepare_movies"),
-    log:
-        f"{LOGS}/prepare_movies.log",
-    benchmark:
-        f"{BENCH}/prepare_movies.tsv"
-    conda:
-        "../envs/rcfd.yaml"
-    shell:
-        "python -m rcfd prepare --threads {threads} --params {params.p:q} --reviews {params.reviews} --policy {params.policy}"
-        " --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
+# one rule per use case (prepare_movies, prepare_wiki, prepare_summaries): its data source (an offline
+# asset, or none for a hub data set) -> prompts with demonstrations (+ the reward model's data)
+for task, has_rm_data in (("movies", True), ("wiki", False), ("summaries", True)):
 
-
-rule prepare_wiki:
-    input:
-        dump=lambda w: source_input("wiki"),
-        policy=policy_input("wiki"),
-    output:
-        prompts=f"{R}/data/wiki/prompts.jsonl",
-    params:
-        p=as_json(config["wiki"]["data"]) if "wiki" in config else "{}",
-        policy=policy_arg("wiki"),
-        dump=lambda w, input: input.dump or "none",
-    threads: config["threads_per_job"]
-    resources:
-        **job_resources("prepare_wiki"),
-    log:
-        f"{LOGS}/prepare_wiki.log",
-    benchmark:
-        f"{BENCH}/prepare_wiki.tsv"
-    conda:
-        "../envs/rcfd.yaml"
-    shell:
-        "python -m rcfd prepare-wiki --threads {threads} --params {params.p:q} --dump {params.dump} --policy {params.policy}"
-        " --prompts {output.prompts} > {log} 2>&1"
-
-
-rule prepare_summaries:
-    input:
-        source=lambda w: source_input("summaries"),
-        policy=policy_input("summaries"),
-    output:
-        prompts=f"{R}/data/summaries/prompts.jsonl",
-        rm_data=f"{R}/data/summaries/rm_data.jsonl",
-    params:
-        # a function: the instruction's "{aspect}" is not a wildcard
-        p=lambda w: as_json(config["summaries"]["data"]),
-        policy=policy_arg("summaries"),
-        source=lambda w, input: input.source or "none",
-    threads: config["threads_per_job"]
-    resources:
-        **job_resources("prepare_summaries"),
-    log:
-        f"{LOGS}/prepare_summaries.log",
-    benchmark:
-        f"{BENCH}/prepare_summaries.tsv"
-    conda:
-        "../envs/rcfd.yaml"
-    shell:
-        "python -m rcfd prepare-summaries --threads {threads} --params {params.p:q} --source {params.source}"
-        " --policy {params.policy} --prompts {output.prompts} --rm-data {output.rm_data} > {log} 2>&1"
+    rule:
+        name:
+            f"prepare_{task}"
+        input:
+            source=lambda w, task=task: source_input(task),
+            policy=policy_input(task),
+        output:
+            **prepare_outputs(task, has_rm_data),
+        params:
+            # a function: a summary instruction's "{aspect}" is not a wildcard
+            p=lambda w, task=task: as_json(config[task]["data"]),
+            policy=policy_arg(task),
+            source=lambda w, input: input.source or "none",
+            outputs=lambda w, output: " ".join(f"--{k.replace('_', '-')} {v}" for k, v in output.items()),
+            step=f"prepare_{task}",
+        threads: config["threads_per_job"]
+        resources:
+            **job_resources(f"prepare_{task}"),
+        log:
+            f"{LOGS}/prepare_{task}.log",
+        benchmark:
+            f"{BENCH}/prepare_{task}.tsv"
+        conda:
+            "../envs/rcfd.yaml"
+        shell:
+            "python -m rcfd {params.step} --threads {threads} --params {params.p:q} --source {params.source}"
+            " --policy {params.policy} {params.outputs} > {log} 2>&1"
 
 
 rule train_reward_model:
@@ -100,7 +58,7 @@ rule train_reward_model:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd train-rm --threads {threads} --params {params.p:q} --base {params.base} --data {input.data}"
+        "python -m rcfd train_reward_model --threads {threads} --params {params.p:q} --base {params.base} --data {input.data}"
         " --prompts {input.prompts} --out {output.model} --metrics {output.metrics} > {log} 2>&1"
 
 
@@ -123,5 +81,5 @@ rule score_demos:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd score-demos --threads {threads} --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
+        "python -m rcfd score_demos --threads {threads} --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
         " --out {output} > {log} 2>&1"

@@ -1,138 +1,63 @@
 # Tables and figures, built from the per-run metrics, log-lik curves and scored samples.
-# One named rule per paper table/figure (`snakemake table5`); they differ only in what they read.
+# One named rule per paper table/figure (`snakemake table5`), generated from the registries of
+# rcfd.tables and rcfd.plots; they differ only in the use case whose runs they read.
 # Each flags its CSV / PNG for the HTML report (`snakemake --report report.html`), with a caption
 # in workflow/report/<name>.rst; the flag leaves the output paths as they are.
 
 
-rule table6:
-    input:
-        metrics=lambda w: run_outputs("movies", "metrics.csv"),
-    output:
-        in_report(table_files("table6"), "table6", "movies"),
-    params:
-        p=table_params("table6", "movies"),
-        prefix=prefix_of,
-        benchmarks=BENCH,
-    threads: config["threads_per_job"]
-    resources:
-        **job_resources("table6"),
-    log:
-        f"{LOGS}/table6.log",
-    benchmark:
-        f"{BENCH}/table6.tsv"
-    conda:
-        "../envs/rcfd.yaml"
-    shell:
-        "python -m rcfd table --threads {threads} --params {params.p:q} --metrics {input.metrics} --benchmarks {params.benchmarks}"
-        " --out {params.prefix} > {log} 2>&1"
+for name, spec in PAPER_TABLES.items():  # table1, table5, table6 (rcfd.tables.TABLES)
+
+    rule:
+        name:
+            name
+        input:
+            metrics=lambda w, task=spec.task: run_outputs(task, "metrics.csv"),
+        output:
+            in_report(table_files(name), name, spec.task),
+        params:
+            p=table_params(name, spec.task),
+            prefix=prefix_of,
+            benchmarks=BENCH,
+        threads: config["threads_per_job"]
+        resources:
+            **job_resources(name),
+        log:
+            f"{LOGS}/{name}.log",
+        benchmark:
+            f"{BENCH}/{name}.tsv"
+        conda:
+            "../envs/rcfd.yaml"
+        shell:
+            "python -m rcfd table --threads {threads} --params {params.p:q} --metrics {input.metrics}"
+            " --benchmarks {params.benchmarks} --out {params.prefix} > {log} 2>&1"
 
 
-use rule table6 as table5 with:
-    input:
-        metrics=lambda w: run_outputs("wiki", "metrics.csv"),
-    output:
-        in_report(table_files("table5"), "table5", "wiki"),
-    params:
-        p=table_params("table5", "wiki"),
-        prefix=prefix_of,
-        benchmarks=BENCH,
-    resources:
-        **job_resources("table5"),
-    log:
-        f"{LOGS}/table5.log",
-    benchmark:
-        f"{BENCH}/table5.tsv"
+for name, spec in PAPER_FIGURES.items():  # figure2 to figure5 (rcfd.plots.FIGURES)
 
-
-rule figure3:
-    input:
-        scored=lambda w: run_outputs("movies", "scored.jsonl"),
-        metrics=lambda w: run_outputs("movies", "metrics.csv"),
-        curves=lambda w: run_outputs("movies", "curve.csv"),
-    output:
-        in_report(figure_files("figure3"), "figure3", "movies"),
-    params:
-        p=lambda w: figure_params("figure3", "movies"),
-        prefix=prefix_of,
-    threads: config["threads_per_job"]
-    resources:
-        **job_resources("figure3"),
-    log:
-        f"{LOGS}/figure3.log",
-    benchmark:
-        f"{BENCH}/figure3.tsv"
-    conda:
-        "../envs/rcfd.yaml"
-    shell:
-        "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored} --metrics {input.metrics}"
-        " --curves {input.curves} --out {params.prefix} > {log} 2>&1"
-
-
-use rule figure3 as figure2 with:
-    input:
-        scored=lambda w: run_outputs("wiki", "scored.jsonl"),
-        metrics=lambda w: run_outputs("wiki", "metrics.csv"),
-        curves=lambda w: run_outputs("wiki", "curve.csv"),
-    output:
-        in_report(figure_files("figure2"), "figure2", "wiki"),
-    params:
-        p=lambda w: figure_params("figure2", "wiki"),
-        prefix=prefix_of,
-    resources:
-        **job_resources("figure2"),
-    log:
-        f"{LOGS}/figure2.log",
-    benchmark:
-        f"{BENCH}/figure2.tsv"
-
-
-use rule figure2 as figure5 with:
-    output:
-        in_report(figure_files("figure5"), "figure5", "wiki"),
-    params:
-        p=lambda w: figure_params("figure5", "wiki"),
-        prefix=prefix_of,
-    resources:
-        **job_resources("figure5"),
-    log:
-        f"{LOGS}/figure5.log",
-    benchmark:
-        f"{BENCH}/figure5.tsv"
-
-
-use rule table6 as table1 with:
-    input:
-        metrics=lambda w: run_outputs("summaries", "metrics.csv"),
-    output:
-        in_report(table_files("table1"), "table1", "summaries"),
-    params:
-        p=table_params("table1", "summaries"),
-        prefix=prefix_of,
-        benchmarks=BENCH,
-    resources:
-        **job_resources("table1"),
-    log:
-        f"{LOGS}/table1.log",
-    benchmark:
-        f"{BENCH}/table1.tsv"
-
-
-use rule figure3 as figure4 with:
-    input:
-        scored=lambda w: run_outputs("summaries", "scored.jsonl"),
-        metrics=lambda w: run_outputs("summaries", "metrics.csv"),
-        curves=lambda w: run_outputs("summaries", "curve.csv"),
-    output:
-        in_report(figure_files("figure4"), "figure4", "summaries"),
-    params:
-        p=lambda w: figure_params("figure4", "summaries"),
-        prefix=prefix_of,
-    resources:
-        **job_resources("figure4"),
-    log:
-        f"{LOGS}/figure4.log",
-    benchmark:
-        f"{BENCH}/figure4.tsv"
+    rule:
+        name:
+            name
+        input:
+            scored=lambda w, task=spec.task: run_outputs(task, "scored.jsonl"),
+            metrics=lambda w, task=spec.task: run_outputs(task, "metrics.csv"),
+            curves=lambda w, task=spec.task: run_outputs(task, "curve.csv"),
+        output:
+            in_report(figure_files(name), name, spec.task),
+        params:
+            p=lambda w, name=name, task=spec.task: figure_params(name, task),
+            prefix=prefix_of,
+        threads: config["threads_per_job"]
+        resources:
+            **job_resources(name),
+        log:
+            f"{LOGS}/{name}.log",
+        benchmark:
+            f"{BENCH}/{name}.tsv"
+        conda:
+            "../envs/rcfd.yaml"
+        shell:
+            "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored}"
+            " --metrics {input.metrics} --curves {input.curves} --out {params.prefix} > {log} 2>&1"
 
 
 # This run's numbers next to the paper's, for every reproduced table whose task ran.
@@ -171,6 +96,7 @@ rule appendix_alignment:
                              "alignment": {t: config[t]["evaluate"]["alignment"] for t in config["tasks"]},
                              "config_hash": {t: task_config_hash(t) for t in config["tasks"]}}),
         prefix=prefix_of,
+        step="appendix_alignment",
     resources:
         **job_resources("appendix_alignment"),
     threads: config["threads_per_job"]
@@ -181,7 +107,7 @@ rule appendix_alignment:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd appendix --threads {threads} --params {params.p:q} --scored {input.scored}"
+        "python -m rcfd {params.step} --threads {threads} --params {params.p:q} --scored {input.scored}"
         " --metrics {input.metrics} --out {params.prefix} > {log} 2>&1"
 
 
@@ -196,6 +122,7 @@ use rule appendix_alignment as calibration with:
         p=lambda w: as_json({"name": "calibration", "alignment": {w.task: config[w.task]["evaluate"]["alignment"]},
                              "config_hash": task_config_hash(w.task)}),
         prefix=prefix_of,
+        step="calibration",
     resources:
         **job_resources("calibration"),
     log:
@@ -223,7 +150,7 @@ rule training_curves:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd training-curves --threads {threads} --params {params.p:q} --policies {input.policies}"
+        "python -m rcfd training_curves --threads {threads} --params {params.p:q} --policies {input.policies}"
         " --out {params.prefix} > {log} 2>&1"
 
 
@@ -248,5 +175,5 @@ rule rloo_vs_ppo:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd algorithms --threads {threads} --params {params.p:q} --metrics {input.metrics}"
+        "python -m rcfd rloo_vs_ppo --threads {threads} --params {params.p:q} --metrics {input.metrics}"
         " --policies {input.policies} --out {params.prefix} > {log} 2>&1"

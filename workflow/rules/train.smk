@@ -10,7 +10,7 @@ rule train:
     output:
         directory(f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/policy"),
     wildcard_constraints:
-        method="sft|(rcfd2?|rcfd_shuffled|beta[0-9.]+|alpha[0-9.]+)(_ppo)?|dpo|dpo_early",
+        method=TRAINED_REGEX,
     params:
         p=lambda w: train_params(w.task, w.method, w.seed),
         policy=policy_arg(),

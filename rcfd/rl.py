@@ -1,0 +1,148 @@
+"""RL on the paper's objectives (R, R_beta, R_alpha, RCfD) with TRL's RLOO trainer.
+
+RLOO samples `num_generations` completions per prompt, scores them with the reward callable
+(rewards.make_reward_func), adds -beta * KL(pi || pi_0) to the reward (the paper's R_beta; beta = 0
+for R and RCfD), normalises per batch and takes a clipped policy-gradient step on LoRA weights.
+PPO with a value head, the paper's optimiser, is rcfd/ppo.py (a PPOConfig selects it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+from .checkpoints import Checkpoints, fault_injection, fit
+from .models import load_tokenizer
+from .train import LoraTraining, per_process, trainer_args
+from .utils import InputError, log, pick_device, pick_dtype, seed_everything
+
+
+@dataclass
+class RLConfig(LoraTraining):
+    steps: int = 100
+    prompts_per_step: int = 8
+    num_generations: int = 2  # RLOO's leave-one-out baseline needs >= 2
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-5  # paper: Adam lr 5e-5
+    epsilon: float = 0.3  # paper: PPO clip 0.3
+    num_iterations: int = 1
+    normalize_advantages: bool = True  # paper: rewards normalised by batch mean and std
+    max_new_tokens: int = 32
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 1
+    # On CUDA, decode with a static KV cache and a torch.compile'd forward replayed as CUDA graphs:
+    # decoding a batch is launch-bound (hundreds of small kernels per token, LoRA's included), and
+    # TRL turns transformers' compiled decoding off. The cache is sized once for the longest prompt,
+    # so every step reuses one compiled graph.
+    compile_generation: bool = True
+
+
+@dataclass
+class PPOConfig(RLConfig):
+    """rcfd.ppo's settings: RLOO's plus the value head's (config `rl.ppo`); num_iterations = PPO epochs."""
+
+    gamma: float = 1.0  # discount
+    gae_lambda: float = 0.95  # GAE lambda (TRL's former PPO default)
+    value_coef: float = 0.1  # weight of the value loss (TRL's former default)
+    value_clip: float = 0.2  # clip range of the value update (TRL's former default)
+    minibatches: int = 1  # minibatches per epoch over one rollout
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.cpu_bf16:
+            raise InputError("config key 'rl.cpu_bf16': PPO (rcfd.ppo's own loop) does not support it; use RLOO")
+
+
+def compiled_generation(cfg: RLConfig, device: str) -> bool:
+    return cfg.compile_generation and device.startswith("cuda")
+
+
+class StallWarning(TrainerCallback):
+    """Warn (once) when RLOO has stopped learning: for `patience` logged steps in a row every
+    prompt's samples got the same reward, so every advantage is zero. Two-reward RCfD reached it
+    with every sample empty (results/ablations/summaries_alpha_batch), and RLOO cannot leave that
+    state by itself."""
+
+    def __init__(self, patience: int = 3):
+        self.patience, self.streak, self.warned = patience, 0, False
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        stalled = (logs or {}).get("frac_reward_zero_std") == 1.0
+        self.streak = self.streak + 1 if stalled else 0
+        if self.streak >= self.patience and not self.warned:
+            self.warned = True
+            log.warning("RL stalled at step %d: for %d logged steps every prompt's samples got the same "
+                        "reward, so every RLOO advantage is zero (identical, e.g. empty, answers?)",
+                        state.global_step, self.streak)
+
+
+def train_rl(policy: str, rows: list[dict], reward_func, beta: float, cfg: RLConfig, out: str | Path,
+             ckpt: Checkpoints | None = None) -> list[dict]:
+    """Train a LoRA policy on `reward_func` (TRL's reward-function interface; the paper's objectives
+    are rewards.make_reward_func) with KL weight `beta`: RLOO, or PPO when `cfg` is a PPOConfig."""
+    from transformers import AutoModelForCausalLM
+
+    seed_everything(cfg.seed)
+    out = Path(out)
+    ckpt = ckpt or Checkpoints.beside(out)
+    model = AutoModelForCausalLM.from_pretrained(policy, dtype=pick_dtype(pick_device(cfg.device)))
+    if isinstance(cfg, PPOConfig):
+        from .ppo import train_ppo
+
+        return train_ppo(model, load_tokenizer(policy), rows, reward_func, beta, cfg, ckpt, out)
+    trainer = rl_trainer(model, load_tokenizer(policy), rows, reward_func, beta, cfg, ckpt)
+    return fit(trainer, ckpt, lambda t: t.save_model(str(out)))
+
+
+def reward_columns(rows: list[dict]) -> dict[str, list]:
+    """The training data TRL hands the reward function: the prompts, and each demonstration's
+    reward and length where the data has them (RCfD's targets)."""
+    columns = {"prompt": [r["prompt"] for r in rows]}
+    for key, cast in (("demo_reward", float), ("demo_tokens", int)):
+        if all(key in r for r in rows):
+            columns[key] = [cast(r[key]) for r in rows]
+    return columns
+
+
+def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLConfig, ckpt: Checkpoints):
+    """The RLOO trainer of `train_rl`, for a model already in memory (the benchmark times it)."""
+    from datasets import Dataset
+    from trl import RLOOConfig, RLOOTrainer
+
+    device = pick_device(cfg.device)
+    columns = reward_columns(rows)
+    compiled = {}
+    if compiled_generation(cfg, device):
+        longest = max(len(ids) for ids in tok(columns["prompt"])["input_ids"])
+        compiled = dict(cache_implementation="static", generation_kwargs={"max_cache_len": longest + cfg.max_new_tokens})
+    args = RLOOConfig(
+        **trainer_args(cfg, ckpt, device),
+        max_steps=cfg.steps,
+        per_device_train_batch_size=per_process(cfg.prompts_per_step * cfg.num_generations, "rl.prompts_per_step"),
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        num_generations=cfg.num_generations,
+        learning_rate=cfg.learning_rate,
+        beta=beta,
+        epsilon=cfg.epsilon,
+        num_iterations=cfg.num_iterations,
+        normalize_advantages=cfg.normalize_advantages,
+        max_completion_length=cfg.max_new_tokens,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_grad_norm=cfg.max_grad_norm,
+        lr_scheduler_type="constant",
+        **compiled,
+    )
+    trainer = RLOOTrainer(
+        model=model, reward_funcs=reward_func, args=args,
+        train_dataset=Dataset.from_dict(columns), processing_class=tok,
+        peft_config=cfg.lora.peft_config(), callbacks=[StallWarning(), *fault_injection()],
+    )
+    trainer.generation_config.disable_compile = not compiled
+    return trainer
+
+
