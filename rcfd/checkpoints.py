@@ -1,9 +1,12 @@
-"""Resumable training: a run's checkpoint folder, resuming from it, and the fault injection that
-the preemption test uses to kill a run right after a checkpoint (RLOO, SFT, DPO and PPO alike)."""
+"""Resumable training: a run's checkpoint folder, resuming from its last complete checkpoint, and
+the fault injection that the preemption tests use to kill a run right after a checkpoint or in the
+middle of writing one (RLOO, SFT, DPO and PPO alike)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 from dataclasses import dataclass
@@ -14,6 +17,7 @@ from transformers import TrainerCallback
 from .utils import log
 
 KILL_ENV = "RCFD_KILL_AFTER_STEP"  # the preemption test sets it: SIGKILL after this step's checkpoint
+KILL_DURING_SAVE_ENV = "RCFD_KILL_DURING_SAVE"  # SIGKILL while this step's checkpoint is being written
 
 
 @dataclass
@@ -43,22 +47,40 @@ class Checkpoints:
         tag.write_text(self.fingerprint)
 
     def last(self) -> str | None:
-        """This run's last complete checkpoint, if an earlier attempt left one."""
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(str(self.dir)) if self.dir.is_dir() else None
-        if last:
-            log.info("resuming from %s", last)
-        return last
+        """This run's last complete checkpoint, if an earlier attempt left one. A checkpoint that a
+        kill interrupted while it was being written is removed: resuming from it would fail, and so
+        would every retry."""
+        found = [p for p in self.dir.glob("checkpoint-*") if re.fullmatch(r"checkpoint-\d+", p.name)] \
+            if self.dir.is_dir() else []
+        for path in sorted(found, key=lambda p: int(p.name.split("-")[1]), reverse=True):
+            if is_complete(path):
+                log.info("resuming from %s", path)
+                return str(path)
+            log.warning("removing the incomplete checkpoint %s (the run was killed while saving it)", path)
+            shutil.rmtree(path)
+        return None
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def kill_if_due(step: int) -> None:
-    """Fault injection: SIGKILL this process (no cleanup, as a node loss or `scancel` would) once
-    the checkpoint of step $RCFD_KILL_AFTER_STEP or later is saved."""
-    due = os.environ.get(KILL_ENV)
+def is_complete(path: Path) -> bool:
+    """Whether a checkpoint folder was written to the end: the Trainer writes trainer_state.json
+    last (a kill before or during that write leaves it missing or cut); rcfd.ppo renames a finished
+    folder into place, so its ppo_state.pt is there only when the rest is."""
+    if (path / "ppo_state.pt").exists():
+        return True
+    try:
+        json.loads((path / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def kill_if_due(step: int, env: str = KILL_ENV) -> None:
+    """Fault injection: SIGKILL this process (no cleanup, as a node loss or `scancel` would) at
+    step $<env> or later."""
+    due = os.environ.get(env)
     if due and step >= int(due):
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -70,8 +92,29 @@ class KillAfterSave(TrainerCallback):
         kill_if_due(state.global_step)
 
 
+def _kill_while_writing_state() -> None:
+    """Make the Trainer die half-way through writing a checkpoint's trainer_state.json (its last
+    file) at step $RCFD_KILL_DURING_SAVE: the checkpoint folder is left with its weights but a cut state."""
+    from transformers import TrainerState
+
+    save = TrainerState.save_to_json
+
+    def save_then_die(self, json_path):
+        due = os.environ.get(KILL_DURING_SAVE_ENV)
+        if due and self.global_step >= int(due):
+            text = json.dumps({"global_step": self.global_step}, indent=2)
+            Path(json_path).write_text(text[: len(text) // 2])
+            os.kill(os.getpid(), signal.SIGKILL)
+        save(self, json_path)
+
+    TrainerState.save_to_json = save_then_die
+
+
 def fault_injection() -> list:
-    """The Trainer callbacks of the preemption test (none unless $RCFD_KILL_AFTER_STEP is set)."""
+    """The preemption tests' faults for a Trainer (none unless $RCFD_KILL_AFTER_STEP or
+    $RCFD_KILL_DURING_SAVE is set): the callbacks to pass it."""
+    if os.environ.get(KILL_DURING_SAVE_ENV):
+        _kill_while_writing_state()
     return [KillAfterSave()] if os.environ.get(KILL_ENV) else []
 
 

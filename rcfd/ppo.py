@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoints import kill_if_due
+from .checkpoints import KILL_DURING_SAVE_ENV, kill_if_due
 from .utils import InputError, batched, log, pick_device, seed_everything
 
 
@@ -229,8 +229,9 @@ class PPOTrainer:
         self.model.save_pretrained(tmp)
         torch.save({"head": self.head.state_dict(), "optimizer": self.optimizer.state_dict(), "step": self.step,
                     "history": self.history, "rng": _rng_state()}, tmp / "ppo_state.pt")
+        kill_if_due(self.step, KILL_DURING_SAVE_ENV)  # the preemption tests' fault injection
         tmp.rename(path)  # complete checkpoints only: a kill mid-save leaves a .tmp folder, ignored
-        kill_if_due(self.step)  # the preemption test's fault injection
+        kill_if_due(self.step)
 
     def resume(self) -> None:
         from peft import set_peft_model_state_dict

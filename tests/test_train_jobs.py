@@ -1,6 +1,6 @@
-"""Preemption: a training job killed mid-way (SIGKILL right after a checkpoint, as a node loss or a
-SLURM time limit would) resumes from that checkpoint when rerun, and ends where an uninterrupted
-run with the same seed ends, on CPU."""
+"""Preemption: a training job killed mid-way (SIGKILL right after a checkpoint, or while a checkpoint
+is being written, as a node loss or a SLURM time limit would) resumes from its last complete
+checkpoint when rerun, and ends where an uninterrupted run with the same seed ends, on CPU."""
 
 from __future__ import annotations
 
@@ -33,10 +33,12 @@ def prompts(tmp_path_factory):
     return path
 
 
-def train(method, params, tiny_models, data, out, kill_after=None):
+def train(method, params, tiny_models, data, out, kill_after=None, kill_during_save=None):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     if kill_after is not None:
         env["RCFD_KILL_AFTER_STEP"] = str(kill_after)
+    if kill_during_save is not None:
+        env["RCFD_KILL_DURING_SAVE"] = str(kill_during_save)
     cmd = [sys.executable, "-m", "rcfd", "train", "--threads", "1", "--params", json.dumps(params),
            "--method", method, "--policy", tiny_models["llama"], "--rm", tiny_models["bert"],
            "--data", str(data), "--out", str(out)]
@@ -56,23 +58,37 @@ def test_killed_training_resumes_and_matches_an_uninterrupted_run(method, params
     whole = train(method, params, tiny_models, prompts, tmp_path / "whole" / "policy")
     assert whole.returncode == 0, whole.stderr[-3000:]
 
+    # killed right after the checkpoint of step 2
     out = tmp_path / "killed" / "policy"
     killed = train(method, params, tiny_models, prompts, out, kill_after=2)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert (out.with_name("checkpoints") / "checkpoint-2").is_dir()
     assert not (out / "adapter_model.safetensors").exists()
+    assert_resumes_like(whole, tmp_path / "whole" / "policy", method, params, tiny_models, prompts, out)
 
+    # killed in the middle of writing the checkpoint of step 4: the one of step 2 is resumed
+    out = tmp_path / "killed_while_saving" / "policy"
+    killed = train(method, params, tiny_models, prompts, out, kill_during_save=4)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    left = sorted(p.name for p in out.with_name("checkpoints").iterdir())
+    assert "checkpoint-2" in left and any(name.startswith("checkpoint-4") for name in left), left
+    assert_resumes_like(whole, tmp_path / "whole" / "policy", method, params, tiny_models, prompts, out)
+
+
+def assert_resumes_like(whole, whole_out, method, params, tiny_models, prompts, out):
+    """Rerun the killed job at `out`: it resumes from checkpoint-2 and ends where the uninterrupted
+    run (`whole_out`) ended, with the same losses for steps 3-4."""
     resumed = train(method, params, tiny_models, prompts, out)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from" in resumed.stderr and "checkpoint-2" in resumed.stderr
     assert not out.with_name("checkpoints").exists()  # dropped once the policy is saved
 
-    a, b = adapter(tmp_path / "whole" / "policy"), adapter(out)
+    a, b = adapter(whole_out), adapter(out)
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
     # the resumed run logs steps 3-4 only; they equal the uninterrupted run's
-    log_a = pd.read_csv(tmp_path / "whole" / "policy" / "train_log.csv").dropna(subset=["loss"])
+    log_a = pd.read_csv(whole_out / "train_log.csv").dropna(subset=["loss"])
     log_b = pd.read_csv(out / "train_log.csv").dropna(subset=["loss"])
     tail = log_a[log_a["step"] > 2].reset_index(drop=True)
     pd.testing.assert_series_equal(tail["loss"], log_b[log_b["step"] > 2]["loss"].reset_index(drop=True))
