@@ -266,6 +266,24 @@ def test_paper_config_plans_the_paper_runs_from_hub_ids(tmp_path):
     assert all("--policy meta-llama/Llama-2-7b-hf" in c for c in commands if "runs/summaries/" not in c)
 
 
+def test_paths_reach_the_steps_quoted(tmp_path):
+    """Every value in the rules' shell commands is quoted: with a results folder whose name has a
+    space, each planned step gets every path as one argument."""
+    import shlex
+
+    _copy_workflow(tmp_path)
+    (tmp_path / "spaced.yaml").write_text('results_dir: "my results"\nfigures_dir: "my results/figures"\n')
+    out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "8", "--configfile",
+                          "configs/paper.yaml", "spaced.yaml"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
+    commands = [line[line.index("python -m rcfd"):] for line in out.splitlines() if "python -m rcfd" in line]
+    assert len(commands) > 50
+    for command in commands:
+        words = shlex.split(command)
+        assert "my" not in words and any(w.startswith("my results/") for w in words), command
+        assert words[words.index(">") + 1].startswith("my results/logs/"), command
+
+
 def test_smoke_rloo_vs_ppo(smoke_run):
     """`snakemake rloo_vs_ppo` trains every movie-review RL method again with PPO (rcfd/ppo.py) and
     tabulates both; `--config algorithm=ppo` puts PPO's tables beside, not over, the RLOO ones."""

@@ -1,6 +1,7 @@
 # Helpers shared by the rules: config validation, paths, per-rule parameters.
 import json
 import os
+import shlex
 
 from rcfd.config import SOURCE_ASSETS, check_config
 from rcfd.methods import METHOD_REGEX, TRAINED_REGEX, alpha_name, beta_name, parse_method, with_algorithm
@@ -141,6 +142,11 @@ def prepare_outputs(task, has_rm_data):
     """Outputs of a prepare rule: the prompts with their demonstrations (+ the reward model's data)."""
     return {"prompts": f"{R}/data/{task}/prompts.jsonl",
             **({"rm_data": f"{R}/data/{task}/rm_data.jsonl"} if has_rm_data else {})}
+
+
+def path_options(named):
+    """Param: '--key path' for each (key, path), every path quoted for the shell."""
+    return " ".join(f"--{k.replace('_', '-')} {shlex.quote(str(v))}" for k, v in named)
 
 
 def prefix_of(w, output):

@@ -18,7 +18,7 @@ for task, has_rm_data in (("movies", True), ("wiki", False), ("summaries", True)
             p=lambda w, task=task: as_json(config[task]["data"]),
             policy=policy_arg(task),
             source=lambda w, input: input.source or "none",
-            outputs=lambda w, output: " ".join(f"--{k.replace('_', '-')} {v}" for k, v in output.items()),
+            outputs=lambda w, output: path_options(output.items()),
             step=f"prepare_{task}",
         threads: config["threads_per_job"]
         resources:
@@ -30,8 +30,8 @@ for task, has_rm_data in (("movies", True), ("wiki", False), ("summaries", True)
         conda:
             "../envs/rcfd.yaml"
         shell:
-            "python -m rcfd {params.step} --threads {threads} --params {params.p:q} --source {params.source}"
-            " --policy {params.policy} {params.outputs} > {log} 2>&1"
+            "python -m rcfd {params.step:q} --threads {threads} --params {params.p:q} --source {params.source:q}"
+            " --policy {params.policy:q} {params.outputs} > {log:q} 2>&1"
 
 
 rule train_reward_model:
@@ -58,8 +58,8 @@ rule train_reward_model:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd train_reward_model --threads {threads} --params {params.p:q} --base {params.base} --data {input.data}"
-        " --prompts {input.prompts} --out {output.model} --metrics {output.metrics} > {log} 2>&1"
+        "python -m rcfd train_reward_model --threads {threads} --params {params.p:q} --base {params.base:q} --data {input.data:q}"
+        " --prompts {input.prompts:q} --out {output.model:q} --metrics {output.metrics:q} > {log:q} 2>&1"
 
 
 rule score_demos:
@@ -81,5 +81,5 @@ rule score_demos:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd score_demos --threads {threads} --params {params.p:q} --rm {params.rm} --prompts {input.prompts}"
-        " --out {output} > {log} 2>&1"
+        "python -m rcfd score_demos --threads {threads} --params {params.p:q} --rm {params.rm:q} --prompts {input.prompts:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -23,8 +23,8 @@ rule generate:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd generate --threads {threads} --params {params.p:q} --policy {params.policy} --adapter {params.adapter}"
-        " --data {input.data} --out {output} > {log} 2>&1"
+        "python -m rcfd generate --threads {threads} --params {params.p:q} --policy {params.policy:q} --adapter {params.adapter:q}"
+        " --data {input.data:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -45,7 +45,7 @@ rule evaluate:
         rm=reward_model_arg,
         judge=evaluate_model_arg("judge"),
         features=evaluate_model_arg("mauve"),
-        generations=lambda w, input: f"--generations {input.generations}" if input.generations else "",
+        generations=lambda w, input: path_options([("generations", input.generations)]) if input.generations else "",
     threads: config["threads_per_job"]
     resources:
         **job_resources("evaluate"),
@@ -56,7 +56,7 @@ rule evaluate:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd evaluate --threads {threads} --params {params.p:q} --method {wildcards.method} --seed {wildcards.seed}"
-        " --rm {params.rm} --policy {params.policy} --judge {params.judge} --features {params.features}"
-        " --data {input.data} {params.generations}"
-        " --scored {output.scored} --metrics {output.metrics} --curve {output.curve} > {log} 2>&1"
+        "python -m rcfd evaluate --threads {threads} --params {params.p:q} --method {wildcards.method:q} --seed {wildcards.seed:q}"
+        " --rm {params.rm:q} --policy {params.policy:q} --judge {params.judge:q} --features {params.features:q}"
+        " --data {input.data:q} {params.generations}"
+        " --scored {output.scored:q} --metrics {output.metrics:q} --curve {output.curve:q} > {log:q} 2>&1"

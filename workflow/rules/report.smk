@@ -28,8 +28,8 @@ for name, spec in PAPER_TABLES.items():  # table1, table5, table6 (rcfd.tables.T
         conda:
             "../envs/rcfd.yaml"
         shell:
-            "python -m rcfd table --threads {threads} --params {params.p:q} --metrics {input.metrics}"
-            " --benchmarks {params.benchmarks} --out {params.prefix} > {log} 2>&1"
+            "python -m rcfd table --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
+            " --benchmarks {params.benchmarks:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 for name, spec in PAPER_FIGURES.items():  # figure2 to figure5 (rcfd.plots.FIGURES)
@@ -56,8 +56,8 @@ for name, spec in PAPER_FIGURES.items():  # figure2 to figure5 (rcfd.plots.FIGUR
         conda:
             "../envs/rcfd.yaml"
         shell:
-            "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored}"
-            " --metrics {input.metrics} --curves {input.curves} --out {params.prefix} > {log} 2>&1"
+            "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored:q}"
+            " --metrics {input.metrics:q} --curves {input.curves:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 # This run's numbers next to the paper's, for every reproduced table whose task ran.
@@ -80,8 +80,8 @@ rule comparison:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd comparison --threads {threads} --params {params.p:q} --metrics {input.metrics}"
-        " --out {params.prefix} > {log} 2>&1"
+        "python -m rcfd comparison --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
+        " --out {params.prefix:q} > {log:q} 2>&1"
 
 
 # Appendix: the alignment score's sensitivity to its estimator (bins, smoothing), every task run.
@@ -107,8 +107,8 @@ rule appendix_alignment:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd {params.step} --threads {threads} --params {params.p:q} --scored {input.scored}"
-        " --metrics {input.metrics} --out {params.prefix} > {log} 2>&1"
+        "python -m rcfd {params.step:q} --threads {threads} --params {params.p:q} --scored {input.scored:q}"
+        " --metrics {input.metrics:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 # Appendix: each method's squared error to its own demonstration's reward, decomposed (one table per task).
@@ -150,8 +150,8 @@ rule training_curves:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd training_curves --threads {threads} --params {params.p:q} --policies {input.policies}"
-        " --out {params.prefix} > {log} 2>&1"
+        "python -m rcfd training_curves --threads {threads} --params {params.p:q} --policies {input.policies:q}"
+        " --out {params.prefix:q} > {log:q} 2>&1"
 
 
 # RLOO next to PPO on the movie-review use case (`snakemake rloo_vs_ppo`): every RL method trained
@@ -175,5 +175,5 @@ rule rloo_vs_ppo:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd rloo_vs_ppo --threads {threads} --params {params.p:q} --metrics {input.metrics}"
-        " --policies {input.policies} --out {params.prefix} > {log} 2>&1"
+        "python -m rcfd rloo_vs_ppo --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
+        " --policies {input.policies:q} --out {params.prefix:q} > {log:q} 2>&1"

@@ -17,7 +17,7 @@ rule fetch_asset:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd fetch_asset --threads {threads} --params {params.p:q} --downloads {params.downloads} --out {output} > {log} 2>&1"
+        "python -m rcfd fetch_asset --threads {threads} --params {params.p:q} --downloads {params.downloads:q} --out {output:q} > {log:q} 2>&1"
 
 
 rule build_model:
@@ -40,5 +40,5 @@ rule build_model:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd build_model --threads {threads} --params {params.p:q} --downloads {params.downloads} --corpus {params.corpus}"
-        " --out {output} > {log} 2>&1"
+        "python -m rcfd build_model --threads {threads} --params {params.p:q} --downloads {params.downloads:q} --corpus {params.corpus:q}"
+        " --out {output:q} > {log:q} 2>&1"

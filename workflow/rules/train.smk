@@ -26,5 +26,5 @@ rule train:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd train --threads {threads} --params {params.p:q} --method {wildcards.method} --policy {params.policy}"
-        " --rm {params.rm} --data {input.data} --out {output} > {log} 2>&1"
+        "python -m rcfd train --threads {threads} --params {params.p:q} --method {wildcards.method:q} --policy {params.policy:q}"
+        " --rm {params.rm:q} --data {input.data:q} --out {output:q} > {log:q} 2>&1"
