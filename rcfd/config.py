@@ -3,11 +3,14 @@ schema cannot express, each failing with one line that names the bad key, before
 
 from __future__ import annotations
 
+import math
+import re
+import string
 from pathlib import Path
 
 import yaml
 
-from .methods import configurable_method
+from .methods import METHOD_REGEX, alpha_name, beta_name, configurable_method, parse_method
 
 
 class ConfigError(ValueError):
@@ -23,20 +26,122 @@ def _key(path) -> str:
     return ".".join(str(p) for p in path) or "<top level>"
 
 
+# the placeholders each text template of the config may use (anything else fails at .format())
+TEMPLATE_FIELDS = {"judge question": {"text", "prompt", "completion", "example", "example_completion"},
+                   "summary instruction": {"aspect"}}
+HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+MAX_STEPS = 10_000_000  # far beyond any run here or in the paper: a larger value is a typo
+
+
+def strict_validator(schema: dict):
+    """The schema's validator, with "integer" meaning an int (jsonschema also takes 3.0)."""
+    from jsonschema import Draft202012Validator, validators
+
+    checker = Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, x: isinstance(x, int) and not isinstance(x, bool))
+    return validators.extend(Draft202012Validator, type_checker=checker)(schema)
+
+
 def schema_error(config: dict, schema_path: str | Path) -> str | None:
     """The most relevant schema violation as one line, or None if the config is valid."""
-    from jsonschema import Draft202012Validator
     from jsonschema.exceptions import best_match
 
     schema = yaml.safe_load(Path(schema_path).read_text())
-    error = best_match(Draft202012Validator(schema).iter_errors(config))
+    error = best_match(strict_validator(schema).iter_errors(config))
     if error is None:
         return None
     return f"config key '{_key(error.absolute_path)}': {error.message}"
 
 
-def semantic_errors(config: dict) -> list[str]:
+def _walk(node, path=()):
+    """(path, value) of every leaf of a nested config."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _walk(v, (*path, k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _walk(v, (*path, i))
+    else:
+        yield path, node
+
+
+def value_errors(config: dict) -> list[str]:
+    """What holds for every value wherever it is: --config keys are not nested, numbers are finite,
+    step counts plausible, hub ids look like hub ids."""
+    errors = [f"config key '{k}': --config cannot set a nested key; put it in an overlay file and add it with "
+              f"--configfile config.yaml overlay.yaml (e.g. {k.split('.')[0]}: {{...}})" for k in config if "." in str(k)]
+    for path, value in _walk(config):
+        if isinstance(value, float) and not math.isfinite(value):
+            errors.append(f"config key '{_key(path)}': {value} is not a finite number")
+        elif path and str(path[-1]).endswith("steps") and isinstance(value, int) and value > MAX_STEPS:
+            errors.append(f"config key '{_key(path)}': {value} steps is implausible (more than {MAX_STEPS:,})")
+        elif path and path[-1] in ("id", "hub_id") and isinstance(value, str) and not HUB_ID.fullmatch(value):
+            errors.append(f"config key '{_key(path)}': {value!r} is not a hub id (owner/name: letters, digits, . _ -)")
+    for key in ("results_dir", "figures_dir", "resources_dir"):
+        folder = str(config.get(key, "x")).strip()
+        if folder in ("", "/", ".", "./") or Path(folder).resolve() == Path("/"):
+            errors.append(f"config key '{key}': {folder!r} is not a folder to write results into (use e.g. 'results')")
+    return errors
+
+
+def template_errors(text: str, allowed: set[str], key: str) -> list[str]:
+    """A text template's placeholders: balanced braces and names from `allowed` only."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(text) if name is not None}
+    except ValueError as e:
+        return [f"config key '{key}': not a valid template ({e}); a literal brace is written {{{{ or }}}}"]
+    unknown = sorted(fields - allowed)
+    if unknown:
+        return [f"config key '{key}': unknown placeholder(s) {unknown}; it may use {sorted(allowed)}"]
+    return []
+
+
+def method_errors(task: str, t: dict) -> list[str]:
+    """The task's method names (its `methods` and one per beta and alpha of the sweeps): each a
+    method of rcfd.methods with sensible settings, and no two the same."""
     errors = []
+    bad = [m for m in t.get("methods", []) if not configurable_method(str(m))]
+    if bad:
+        errors.append(f"config key '{task}.methods': {bad[0]!r} is not a method; expected base, sft, rcfd, rcfd2, "
+                      "rcfd_shuffled, dpo, dpo_early, greedy, temp<t> or nucleus<p> (R_beta and R_alpha come from "
+                      "'betas' and 'alphas')")
+    for m in t.get("methods", []):
+        if m in bad:
+            continue
+        settings = dict(parse_method(str(m)).decoding)
+        if not 0 < settings.get("top_p", 1) <= 1:
+            errors.append(f"config key '{task}.methods': {m!r}: nucleus sampling needs 0 < p <= 1")
+        if settings.get("temperature", 1) <= 0 and m != "greedy":
+            errors.append(f"config key '{task}.methods': {m!r}: a temperature must be > 0 (greedy is 'greedy')")
+    for key, name_of in (("betas", beta_name), ("alphas", alpha_name)):
+        values = [v for v in t.get(key, []) if isinstance(v, (int, float)) and math.isfinite(v)]
+        names = [name_of(v) for v in values]
+        odd = [v for v, n in zip(values, names) if not re.fullmatch(METHOD_REGEX, n)]
+        if odd:
+            errors.append(f"config key '{task}.{key}': {odd[0]!r} makes the run name {name_of(odd[0])!r}; "
+                          "write it as a plain decimal (e.g. 0.001)")
+        twins = sorted({n for n in names if names.count(n) > 1})
+        if twins:
+            errors.append(f"config key '{task}.{key}': values {values} give the same run name twice ({twins[0]}); "
+                          "they must differ in their first 6 significant digits")
+    return errors
+
+
+def batch_errors(task: str, t: dict) -> list[str]:
+    """`processes` splits each global batch: it must divide it."""
+    errors = []
+    for section, batch in (("rl", lambda s: s.get("prompts_per_step", 8) * s.get("num_generations", 2)),
+                           ("sft", lambda s: s.get("batch_size", 16)), ("dpo", lambda s: s.get("batch_size", 8))):
+        s = t.get(section, {})
+        processes = s.get("processes", 1)
+        if isinstance(processes, int) and processes > 1 and batch(s) % processes:
+            errors.append(f"config key '{task}.{section}.processes': {processes} processes cannot split the batch "
+                          f"of {batch(s)}")
+    return errors
+
+
+def semantic_errors(config: dict) -> list[str]:
+    errors = value_errors(config)
     for task in config["tasks"]:
         if task not in config:
             errors.append(f"config key 'tasks': task {task!r} is enabled but has no '{task}' section")
@@ -60,14 +165,13 @@ def semantic_errors(config: dict) -> list[str]:
         if asset and asset not in config.get("assets", {}):
             errors.append(f"config key '{task}.data.source': {t['data']['source']!r} reads the asset 'assets.{asset}', "
                           "which the config does not define")
-        bad = [m for m in t.get("methods", []) if not configurable_method(str(m))]
-        if bad:
-            errors.append(f"config key '{task}.methods': {bad[0]!r} is not a method; expected base, sft, rcfd, rcfd2, "
-                          "rcfd_shuffled, dpo, dpo_early, greedy, temp<t> or nucleus<p> (R_beta and R_alpha come from "
-                          "'betas' and 'alphas')")
-        betas = t.get("betas", [])
-        if len(set(betas)) != len(betas):
-            errors.append(f"config key '{task}.betas': duplicate values {betas}")
+        errors += method_errors(task, t) + batch_errors(task, t)
+        for name, question in t.get("evaluate", {}).get("judge", {}).get("questions", {}).items():
+            errors += template_errors(str(question), TEMPLATE_FIELDS["judge question"],
+                                      f"{task}.evaluate.judge.questions.{name}")
+        if "instruction" in t.get("data", {}):
+            errors += template_errors(str(t["data"]["instruction"]), TEMPLATE_FIELDS["summary instruction"],
+                                      f"{task}.data.instruction")
         if any(m.startswith("dpo") for m in t.get("methods", [])) and ("sft" not in t.get("methods", []) or "dpo" not in t):
             errors.append(f"config key '{task}.methods': DPO trains from the SFT policy, so it needs 'sft' in "
                           f"{task}.methods and a '{task}.dpo' section")
@@ -79,14 +183,50 @@ def semantic_errors(config: dict) -> list[str]:
     return errors
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (plain YAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"{key_node.start_mark.line + 1}: key {key!r} appears twice in one mapping "
+                                  f"(first at line {seen[key]}); the first value would be silently dropped")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def check_config_files(paths) -> None:
+    """The config files as written, before their values are merged: UTF-8, YAML, a mapping at the
+    top, no key twice. One line naming the file (and line) of the first problem."""
+    for path in paths:
+        try:
+            text = Path(path).read_bytes().decode("utf-8")
+            data = yaml.load(text, Loader=_UniqueKeys)
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from None
+        except ConfigError as e:
+            raise ConfigError(f"{path}:{e}") from None
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+            raise ConfigError(f"{path}{where}: not valid YAML ({getattr(e, 'problem', None) or e})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of config keys, got {type(data).__name__}")
+
+
 def check_config(config: dict, schema_path: str | Path) -> None:
     """Validate with Snakemake's validator (which also fills schema defaults); raise one line."""
     from snakemake.utils import validate
 
+    nested = [k for k in config if "." in str(k)]
+    if nested:  # before the schema, which would only say that the key is not allowed
+        raise ConfigError(value_errors({k: config[k] for k in nested})[0])
     try:
         validate(config, str(schema_path))
     except Exception:  # Snakemake wraps jsonschema's multi-line report; reduce it to one line
         raise ConfigError(schema_error(config, schema_path) or "config does not match the schema") from None
-    errors = semantic_errors(config)
+    errors = [e for e in [schema_error(config, schema_path)] if e] + semantic_errors(config)
     if errors:
         raise ConfigError(errors[0])

@@ -3,13 +3,14 @@ import json
 import os
 import shlex
 
-from rcfd.config import SOURCE_ASSETS, check_config
+from rcfd.config import SOURCE_ASSETS, check_config, check_config_files
 from rcfd.methods import METHOD_REGEX, TRAINED_REGEX, alpha_name, beta_name, parse_method, with_algorithm
 from rcfd.plots import FIGURES as PAPER_FIGURES
 from rcfd.provenance import params_hash
 from rcfd.tables import TABLES as PAPER_TABLES, labels_of
 
 
+check_config_files(workflow.configfiles or [workflow.source_path("../../config.yaml")])
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
 R = config["results_dir"]  # per-run results (tables, metrics, trained adapters)
