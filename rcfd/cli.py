@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import assets, distributed
-from .utils import InputError, from_params, log, read_jsonl, require_columns, setup_logging, write_json, write_jsonl
+from .utils import InputError, from_params, log, read_jsonl, read_rows, setup_logging, write_json, write_jsonl
 
 
 def step_fetch_asset(a) -> None:
@@ -91,12 +91,11 @@ def step_train_reward_model(a) -> None:
     from .reward_model import RewardTrainConfig, train_preference_rm, train_reward_classifier
 
     cfg = from_params(RewardTrainConfig, a.params["train"], "reward_model.train")
-    rows = read_jsonl(a.data)
     if cfg.loss == "bradley_terry":
-        require_columns(rows, ["split", "prompt", "chosen", "rejected"], a.data)
+        rows = read_rows(a.data, ["split", "prompt", "chosen", "rejected"])
         metrics = train_preference_rm(a.base, rows, cfg, a.out)
     elif cfg.loss == "classification":
-        require_columns(rows, ["split", "text", "label"], a.data)
+        rows = read_rows(a.data, ["split", "text"], numbers=["label"])
         metrics = train_reward_classifier(a.base, rows, cfg, a.out)
     else:
         raise InputError(f"reward_model.train.loss {cfg.loss!r}: expected 'classification' or 'bradley_terry'")
@@ -110,8 +109,7 @@ def _demo_saturation(a, score: dict) -> dict:
     from .plots import demo_reward_histogram
     from .rewards import load_reward_model
 
-    demos = read_jsonl(a.prompts)
-    require_columns(demos, ["prompt", "demo"], a.prompts)
+    demos = read_rows(a.prompts, ["prompt", "demo"])
     rewards = load_reward_model(a.out, score).score(
         [d["prompt"] for d in demos], [d["demo"] for d in demos])
     stats = {"demo_reward_min": min(rewards), "demo_reward_max": max(rewards),
@@ -131,8 +129,7 @@ def _reward_model(a):
 
 def step_score_demos(a) -> None:
     """Score each prompt's demonstration once: R_RM(x, y_demo), the target RCfD pulls towards."""
-    rows = read_jsonl(a.prompts)
-    require_columns(rows, ["prompt", "demo"], a.prompts)
+    rows = read_rows(a.prompts, ["prompt", "demo"])
     rewards = _reward_model(a).score([r["prompt"] for r in rows], [r["demo"] for r in rows])
     write_jsonl(a.out, [dict(r, demo_reward=s) for r, s in zip(rows, rewards)])
 
@@ -145,9 +142,8 @@ def step_train(a) -> None:
     from .train import write_log_history
 
     method = parse_method(a.method)
-    rows = [r for r in read_jsonl(a.data) if r["split"] == "train"]
-    needs = {"rl": ["demo_reward"], "dpo": ["rejected"]}.get(method.kind, [])
-    require_columns(rows, ["prompt", "demo"] + needs + (["demo_tokens"] if method.objective == "rcfd2" else []), a.data)
+    numbers = (["demo_reward"] if method.kind == "rl" else []) + (["demo_tokens"] if method.objective == "rcfd2" else [])
+    rows = read_rows(a.data, ["prompt", "demo"] + (["rejected"] if method.kind == "dpo" else []), numbers, split="train")
     if method.shuffled_targets:
         rows = shuffle_targets(rows, a.params["rl"]["seed"])
     # checkpoints of an interrupted attempt are resumed only by a run with the same settings and data
@@ -210,7 +206,7 @@ def step_generate(a) -> None:
     trained adapter), with the task's (or a decoding baseline's) sampling settings."""
     from .generate import GenerateConfig, generate
 
-    rows = [r for r in read_jsonl(a.data) if r["split"] == "eval"]
+    rows = read_rows(a.data, ["id", "prompt"], split="eval")
     cfg = from_params(GenerateConfig, a.params, "generate")
     write_jsonl(a.out, generate(a.policy, a.adapter, rows, cfg))
 
@@ -222,16 +218,18 @@ def step_evaluate(a) -> None:
 
     from .evaluate import EvalModels, demonstrations_as_run, evaluate_run
 
-    rows = read_jsonl(a.data)
-    demos = [r for r in rows if r["split"] == "eval"]
-    require_columns(demos, ["id", "prompt", "demo", "demo_reward", "demo_tokens"], a.data)
+    demos = read_rows(a.data, ["id", "prompt", "demo"], ["demo_reward", "demo_tokens"], split="eval")
+    train = [r for r in read_jsonl(a.data) if r.get("split") == "train"]
     if a.generations:
-        gens = read_jsonl(a.generations)
-        require_columns(gens, ["id", "prompt", "completion", "completion_tokens"], a.generations)
+        gens = read_rows(a.generations, ["id", "prompt", "completion"], ["completion_tokens"])
+        unknown = {g["id"] for g in gens} - {d["id"] for d in demos}
+        if unknown:
+            raise InputError(f"{a.generations}: {len(unknown)} generation id(s) match no evaluation prompt of "
+                             f"{a.data}, e.g. {sorted(map(str, unknown))[0]!r}")
     else:
         gens = demonstrations_as_run(demos)
     models = EvalModels(policy=a.policy, rm=a.rm, judge=a.judge, features=a.features)
-    row, scored, curve = evaluate_run(demos, gens, [r for r in rows if r["split"] == "train"], a.params, models,
+    row, scored, curve = evaluate_run(demos, gens, train, a.params, models,
                                       a.method, a.seed, is_demonstrations=not a.generations)
     log.info("%s", json.dumps(row))
     write_jsonl(a.scored, scored)
@@ -319,7 +317,7 @@ def _appendix(a, name: str) -> None:
     frames = []
     for scored, metrics in zip(a.scored, a.metrics):
         (run,) = load_metrics([metrics]).to_dict("records")
-        rows = pd.DataFrame(read_jsonl(scored))
+        rows = pd.DataFrame(read_rows(scored, ["id", "method", "seed", "reward"]))
         if set(rows["method"]) != {run["method"]} or set(rows["seed"]) != {run["seed"]}:
             raise InputError(f"{scored} is not the run of {metrics}")
         frames.append(rows.assign(task=run["task"]))
@@ -358,7 +356,7 @@ def step_figure(a) -> None:
     name = a.params["name"]
     if name not in FIGURES:
         raise InputError(f"figure {name!r}: expected one of {sorted(FIGURES)}")
-    scored = pd.DataFrame([r for path in a.scored for r in read_jsonl(path)])
+    scored = pd.DataFrame([r for path in a.scored for r in read_rows(path, ["id", "method", "seed"])])
     curves = pd.concat([pd.read_csv(p) for p in a.curves], ignore_index=True) if a.curves else None
     paths = FIGURES[name].draw(scored=scored, metrics=load_metrics(a.metrics), curves=curves,
                                train_tokens=a.params.get("train_tokens"), prefix=a.out)

@@ -92,12 +92,31 @@ TABLES = {
 
 
 def load_metrics(paths: list[str | Path]) -> pd.DataFrame:
+    """The runs' metrics files (one row per run) as one frame; one line naming the file and row
+    for an empty or cut file, a missing column or an unknown method."""
+    import csv
+
     frames = []
     for p in paths:
+        try:
+            with open(p, newline="", encoding="utf-8") as f:
+                lines = list(csv.reader(f))
+        except (OSError, UnicodeDecodeError) as e:
+            raise InputError(f"{p}: cannot be read as a metrics file ({e})") from None
+        if len(lines) < 2:
+            raise InputError(f"{p}: metrics file has no rows")
+        for i, fields in enumerate(lines[1:]):
+            if len(fields) != len(lines[0]):  # a row cut short (a half-written file) would read as NaNs
+                raise InputError(f"{p}: row {i} has {len(fields)} fields, the header {len(lines[0])}")
         df = pd.read_csv(p)
         for col in ("task", "method", "seed"):
             if col not in df.columns:
                 raise InputError(f"{p}: metrics file lacks column {col!r}")
+        for i, method in enumerate(df["method"]):
+            try:
+                parse_method(str(method))
+            except ValueError:
+                raise InputError(f"{p}: row {i}: unknown method {method!r}") from None
         frames.append(df)
     if not frames:
         raise InputError("no metrics files given")

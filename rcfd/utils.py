@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import random
 import sys
@@ -38,15 +39,45 @@ def from_params(cls: type[T], params: dict[str, Any], where: str) -> T:
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """One JSON object per line (blank lines skipped); one line naming the file and line otherwise."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+    try:
+        lines = Path(path).read_bytes().decode("utf-8").splitlines()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})") from None
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise InputError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows
+
+
+def read_rows(path: str | Path, columns: Iterable[str] = (), numbers: Iterable[str] = (),
+              split: str | None = None) -> list[dict[str, Any]]:
+    """The rows of a JSONL file that a step needs: each has `columns`, `numbers` are finite
+    numbers, and with `split` only that split's rows are kept (there must be some)."""
+    rows = read_jsonl(path)
+    if not rows:
+        raise InputError(f"{path}: no rows")
+    if split is not None:
+        require_columns(rows, ["split"], path)
+        rows = [r for r in rows if r["split"] == split]
+        if not rows:
+            raise InputError(f"{path}: no rows with split {split!r}")
+    require_columns(rows, [*columns, *numbers], path)
+    for column in numbers:
+        for i, row in enumerate(rows):
+            value = row[column]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise InputError(f"{path}: row {i}: column {column!r} is {value!r}, expected a finite number")
     return rows
 
 
