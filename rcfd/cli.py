@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import assets, distributed
-from .utils import InputError, from_params, log, read_jsonl, read_rows, setup_logging, write_json, write_jsonl
+from .utils import InputError, from_params, log, read_jsonl, read_rows, setup_logging, write_csv, write_json, write_jsonl
 
 
 def step_fetch_asset(a) -> None:
@@ -233,9 +233,8 @@ def step_evaluate(a) -> None:
                                       a.method, a.seed, is_demonstrations=not a.generations)
     log.info("%s", json.dumps(row))
     write_jsonl(a.scored, scored)
-    Path(a.metrics).parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame([row]).to_csv(a.metrics, index=False)
-    curve.to_csv(a.curve, index=False)
+    write_csv(pd.DataFrame([row]), a.metrics)
+    write_csv(curve, a.curve)
     _provenance(a.metrics, a.params)
 
 

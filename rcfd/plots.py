@@ -30,6 +30,7 @@ import seaborn as sns  # noqa: E402
 
 from .methods import parse_method, sort_key  # noqa: E402
 from .tables import CI, ci95, summarise  # noqa: E402
+from .utils import atomic  # noqa: E402
 
 
 @dataclass
@@ -121,7 +122,9 @@ def _save(fig, prefix: str | Path, cfg: FigureConfig) -> list[Path]:
     paths = [prefix.with_suffix(".pdf"), prefix.with_suffix(".png")]
     for p in paths:
         # No CreationDate in the PDF: the same figure is then the same bytes on every run.
-        fig.savefig(p, dpi=cfg.dpi, metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
+        with atomic(p) as tmp:
+            fig.savefig(tmp, format=p.suffix[1:], dpi=cfg.dpi,
+                        metadata={"CreationDate": None} if p.suffix == ".pdf" else None)
     plt.close(fig)
     return paths
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .methods import parse_method, sort_key
-from .utils import InputError
+from .utils import InputError, atomic, write_csv
 
 CI = "_ci95"  # suffix of a column holding the 95% CI half-width of the column it follows
 CI_NOTE = (" Values: mean ± half-width of the 95% confidence interval of the mean over seeds (Student t, "
@@ -226,13 +226,15 @@ def write_table(table: pd.DataFrame, prefix: str | Path, caption: str, decimals:
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
     paths = [prefix.with_suffix(s) for s in (".csv", ".md", ".tex")]
-    table.to_csv(paths[0], index=False)
+    write_csv(table, paths[0])
     shown = with_ci(table, decimals)
     if shown is not table:
         caption = caption.rstrip(".") + "." + CI_NOTE
     md = f"{caption}\n\n{shown.to_markdown(index=False)}\n{paper_block(prefix.name)}"
-    paths[1].write_text(md, encoding="utf-8")
-    paths[2].write_text(shown.to_latex(index=False, caption=caption, float_format=f"%.{decimals}f"), encoding="utf-8")
+    with atomic(paths[1]) as tmp:
+        tmp.write_text(md, encoding="utf-8")
+    with atomic(paths[2]) as tmp:
+        tmp.write_text(shown.to_latex(index=False, caption=caption, float_format=f"%.{decimals}f"), encoding="utf-8")
     return paths
 
 

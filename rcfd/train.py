@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .checkpoints import Checkpoints
 from .models import LoraSettings
-from .utils import InputError
+from .utils import InputError, atomic
 
 
 @dataclass
@@ -58,7 +58,7 @@ def trainer_args(cfg: LoraTraining, ckpt: Checkpoints, device: str) -> dict:
 def write_log_history(history: list[dict], path: str | Path) -> None:
     """A trainer's log history (one dict per logged step) as a CSV, every key a column."""
     keys = sorted({k for h in history for k in h})
-    with open(path, "w", newline="") as f:
+    with atomic(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=keys)
         w.writeheader()
         w.writerows(history)

@@ -10,6 +10,7 @@ import os
 import random
 import sys
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,22 +82,35 @@ def read_rows(path: str | Path, columns: Iterable[str] = (), numbers: Iterable[s
     return rows
 
 
-def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+@contextmanager
+def atomic(path: str | Path):
+    """Write a result through `with atomic(path) as tmp:`: the block writes `tmp` (beside `path`),
+    renamed onto `path` when it ends, so a killed step never leaves a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> None:
+    with atomic(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)  # atomic: a killed step never leaves a half-written file
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def write_csv(frame, path: str | Path) -> None:
+    """A pandas frame as a CSV file, atomically."""
+    with atomic(path) as tmp:
+        frame.to_csv(tmp, index=False)
 
 
 def require_columns(rows: list[dict[str, Any]], columns: Iterable[str], path: str | Path) -> None:

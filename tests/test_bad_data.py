@@ -98,3 +98,16 @@ def test_bad_data_is_refused_in_one_line(argv, content, message, tmp_path, capsy
     assert len(err) >= 1 and err[-1].startswith(f"rcfd {argv[0]}: error: "), err
     assert message in err[-1], err[-1]
     assert not out.parent.exists()  # nothing written
+
+
+def test_a_failed_write_keeps_the_previous_result(tmp_path):
+    """Outputs are written to a temporary file and renamed: a step that dies while writing leaves
+    the previous result whole and no partial file."""
+    from rcfd.utils import atomic, write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"a": 1})
+    with pytest.raises(RuntimeError), atomic(path) as tmp:
+        tmp.write_text('{"a": ')
+        raise RuntimeError("killed mid-write")
+    assert json.loads(path.read_text()) == {"a": 1} and list(tmp_path.iterdir()) == [path]
