@@ -67,7 +67,7 @@ def _walk(node, path=()):
 
 def value_errors(config: dict) -> list[str]:
     """What holds for every value wherever it is: --config keys are not nested, numbers are finite,
-    step counts plausible, hub ids look like hub ids."""
+    step counts plausible, hub ids look like hub ids (or name an existing local folder)."""
     errors = [f"config key '{k}': --config cannot set a nested key; put it in an overlay file and add it with "
               f"--configfile config.yaml overlay.yaml (e.g. {k.split('.')[0]}: {{...}})" for k in config if "." in str(k)]
     for path, value in _walk(config):
@@ -75,8 +75,10 @@ def value_errors(config: dict) -> list[str]:
             errors.append(f"config key '{_key(path)}': {value} is not a finite number")
         elif path and str(path[-1]).endswith("steps") and isinstance(value, int) and value > MAX_STEPS:
             errors.append(f"config key '{_key(path)}': {value} steps is implausible (more than {MAX_STEPS:,})")
-        elif path and path[-1] in ("id", "hub_id") and isinstance(value, str) and not HUB_ID.fullmatch(value):
-            errors.append(f"config key '{_key(path)}': {value!r} is not a hub id (owner/name: letters, digits, . _ -)")
+        elif (path and path[-1] in ("id", "hub_id") and isinstance(value, str) and not HUB_ID.fullmatch(value)
+              and not Path(value).is_dir()):  # a local folder stands in for a hub id (from_pretrained reads both)
+            errors.append(f"config key '{_key(path)}': {value!r} is not a hub id (owner/name: letters, digits, . _ -) "
+                          "nor an existing folder")
     for key in ("results_dir", "figures_dir", "resources_dir"):
         folder = str(config.get(key, "x")).strip()
         if folder in ("", "/", ".", "./") or Path(folder).resolve() == Path("/"):

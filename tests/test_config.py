@@ -252,6 +252,16 @@ def test_hub_ids_must_look_like_hub_ids(hub_id):
     assert f"config key 'models.policy.id': {hub_id!r} is not a hub id" in _error(c)
 
 
+def test_a_local_folder_stands_in_for_a_hub_id(tmp_path):
+    folder = tmp_path / "models" / "my model (local)"
+    folder.mkdir(parents=True)
+    c = load(REPO / "configs/paper.yaml")
+    c["models"]["policy"]["id"] = str(folder)
+    check_config(c, SCHEMA)  # accepted
+    c["models"]["policy"]["id"] = str(tmp_path / "missing")
+    assert "is not a hub id (owner/name: letters, digits, . _ -) nor an existing folder" in _error(c)
+
+
 CONFIG_FILES = [  # (file contents, what the one line says after the file name)
     (b"tasks: [movies]\ntasks: [wiki]\n", ":2: key 'tasks' appears twice"),
     (b"movies:\n  rl: {steps: 3}\n  rl: {steps: 4}\n", ":3: key 'rl' appears twice"),
