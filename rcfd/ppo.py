@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import KILL_DURING_SAVE_ENV, kill_if_due
+from .rewards import whiten
 from .utils import InputError, batched, log, pick_device, seed_everything
 
 
@@ -59,14 +60,6 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
         advantages[:, t] = running
     advantages = advantages * mask
     return advantages, advantages + values
-
-
-def whiten(x: torch.Tensor, mask: torch.Tensor | None = None, shift_mean: bool = True) -> torch.Tensor:
-    mask = torch.ones_like(x) if mask is None else mask
-    mean = (x * mask).sum() / mask.sum()
-    var = ((x - mean) ** 2 * mask).sum() / mask.sum().clamp(min=2)
-    out = (x - mean) * torch.rsqrt(var + 1e-8)
-    return (out if shift_mean else out + mean) * mask
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

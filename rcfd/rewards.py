@@ -161,9 +161,17 @@ def length_reward(n_tokens):
     return -n_tokens
 
 
-def whiten(x: torch.Tensor) -> torch.Tensor:
-    """Zero mean, unit variance over the batch (a constant batch whitens to zeros)."""
-    return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x - x.mean()
+def whiten(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Zero mean, unit variance over the batch: (x - mean) / (std + 1e-8), std the unbiased (n - 1)
+    standard deviation; a batch of one, or a constant one, whitens to zeros. With `mask`, over the
+    elements where it is 1 (the others become 0): PPO's per-token advantages. Used for two-reward
+    RCfD's calibrated rewards and for PPO's scores and advantages."""
+    if mask is None:
+        return (x - x.mean()) / (x.std() + 1e-8) if x.numel() > 1 else x - x.mean()
+    n = mask.sum()
+    mean = (x * mask).sum() / n
+    std = (((x - mean) ** 2 * mask).sum() / (n - 1).clamp(min=1)).sqrt()
+    return (x - mean) / (std + 1e-8) * mask
 
 
 def rcfd_multi_reward(rewards: list[torch.Tensor], demo_rewards: list[torch.Tensor]) -> torch.Tensor:

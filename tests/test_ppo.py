@@ -7,8 +7,8 @@ import torch
 
 from rcfd import bench
 from rcfd.checkpoints import Checkpoints
-from rcfd.ppo import PPOTrainer, gae, per_token_rewards, ppo_losses, whiten
-from rcfd.rewards import make_reward_func
+from rcfd.ppo import PPOTrainer, gae, per_token_rewards, ppo_losses
+from rcfd.rewards import make_reward_func, whiten
 from rcfd.rl import PPOConfig
 
 
@@ -58,6 +58,11 @@ def test_kl_penalty_sign_and_the_score_at_the_last_token():
     assert torch.allclose(no_kl, torch.tensor([[0.0, 5.0, 0.0]]))
     w = whiten(torch.tensor([[1.0, 2.0, 3.0]]), mask)
     assert w[0, 2] == 0 and w[0, 0] < 0 < w[0, 1]
+    # masked whitening is the unmasked one on the kept elements (one definition for RCfD and PPO)
+    x = torch.tensor([[0.5, -1.0, 2.0, 7.0], [3.0, 1.0, 9.0, 9.0]])
+    keep = torch.tensor([[1.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    assert torch.allclose(whiten(x, keep)[keep.bool()], whiten(x[keep.bool()]), atol=1e-6)
+    assert (whiten(x, keep)[~keep.bool()] == 0).all()
 
 
 class LowIdReward:
