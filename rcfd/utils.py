@@ -43,7 +43,8 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """One JSON object per line (blank lines skipped); one line naming the file and line otherwise."""
     rows = []
     try:
-        lines = Path(path).read_bytes().decode("utf-8").splitlines()
+        # "\n" only: str.splitlines() also splits at U+2028, U+0085 and the like, which JSON keeps raw in strings
+        lines = Path(path).read_bytes().decode("utf-8").split("\n")
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except UnicodeDecodeError as e:

@@ -111,3 +111,13 @@ def test_a_failed_write_keeps_the_previous_result(tmp_path):
         tmp.write_text('{"a": ')
         raise RuntimeError("killed mid-write")
     assert json.loads(path.read_text()) == {"a": 1} and list(tmp_path.iterdir()) == [path]
+
+
+def test_text_with_unicode_line_separators_round_trips(tmp_path):
+    """Generated text may hold U+2028, U+0085 or U+001C, which JSON writes raw inside strings: a
+    JSONL file splits at newlines only (str.splitlines() had cut such rows in two)."""
+    from rcfd.utils import read_jsonl, write_jsonl
+
+    rows = [{"id": i, "completion": f"a{sep}b"} for i, sep in enumerate(["\u2028", "\u2029", "\x85", "\x1c", "\r"])]
+    write_jsonl(tmp_path / "x.jsonl", rows)
+    assert read_jsonl(tmp_path / "x.jsonl") == rows
