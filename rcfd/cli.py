@@ -238,6 +238,43 @@ def step_evaluate(a) -> None:
     _provenance(a.metrics, a.params)
 
 
+def step_validate_judge(a) -> None:
+    """How well the LLM judge answers each of its questions on labelled cases built from the task's
+    data (rcfd.judge_validation): AUC, accuracy, calibrated Yes threshold, informative or not."""
+    import pandas as pd
+
+    from . import judge as J
+    from . import judge_validation as V
+
+    task = a.params["task"]
+    cfg = from_params(J.JudgeConfig, {**a.params["judge"], "device": a.params["device"]}, f"{task}.evaluate.judge")
+    vcfg = from_params(V.ValidationConfig, cfg.validation, f"{task}.evaluate.judge.validation")
+    rows = read_rows(a.data, ["id", "prompt", "demo", "split"])
+    train = [r for r in rows if r["split"] == "train"]
+    if cfg.example_index >= len(train):
+        raise InputError(f"{task}.evaluate.judge.example_index {cfg.example_index}: {a.data} has {len(train)} "
+                         "training prompts")
+    example = train[cfg.example_index]  # the 1-shot example: not a case
+    rows = [r for r in rows if r["id"] != example["id"]]
+    rm_rows = read_rows(a.rm_data, ["id", "text"], ["label"]) if a.rm_data else None
+    judge, table, cases_out = J.Judge(a.judge, cfg), [], []
+    for question, template in cfg.questions.items():
+        cases = V.labelled_cases(task, question, rows, rm_rows, vcfg)
+        if not cases:
+            log.warning("judge question %r of %s: no labelled cases: not validated", question, task)
+            table.append(V.summarise_question(question, [], [], vcfg.min_auc))
+            continue
+        soft = judge.soft_scores([J.fill(template, c, example, judge.cut) for c in cases])
+        table.append(V.summarise_question(question, cases, soft, vcfg.min_auc))
+        cases_out += [dict(c, question=question, soft=float(x)) for c, x in zip(cases, soft)]
+    write_jsonl(a.cases, cases_out)
+    caption = (f"Judge validation ({task}, {cfg.label or 'LLM judge'}): per question, the AUC of the soft score "
+               "P(Yes)/(P(Yes)+P(No)) on labelled cases (val: chooses the Yes threshold; test: reported), the test "
+               "accuracy of the argmax answer (its Yes rate beside it) and of the calibrated threshold; a question "
+               f"whose test AUC is below {vcfg.min_auc} is not informative and left out of the tables and Δ_demo")
+    _write_table(a, pd.DataFrame(table), caption, decimals=3)
+
+
 def _provenance(result, params: dict, **extra) -> None:
     from .provenance import write_provenance
 
@@ -262,8 +299,25 @@ def step_table(a) -> None:
     if name not in TABLES:
         raise InputError(f"table {name!r}: expected one of {sorted(TABLES)}")
     cfg = TABLES[name]
-    _write_table(a, build_table(load_metrics(a.metrics), cfg, a.params.get("labels")), cfg.caption, cfg.decimals,
-                 benchmarks=_benchmarks(a.benchmarks))
+    metrics, suffixes, notes = _judge_validated(a, load_metrics(a.metrics))
+    _write_table(a, build_table(metrics, cfg, a.params.get("labels"), suffixes.get(cfg.task)),
+                 cfg.caption + notes.get(cfg.task, ""), cfg.decimals, benchmarks=_benchmarks(a.benchmarks))
+
+
+def _judge_validated(a, metrics):
+    """The metrics with the judge's columns as its validation allows (rcfd.tables.validate_judge_columns):
+    --judge-validation <results>/judge/<task>.csv ..., --scored <results>/runs/<task>/<run>/scored.jsonl ..."""
+    import pandas as pd
+
+    from .tables import validate_judge_columns
+
+    if not a.judge_validation:
+        return metrics, {}, {}
+    validations = {Path(p).stem: pd.read_csv(p) for p in a.judge_validation}
+    scored: dict[str, list] = {}
+    for path in a.scored or []:  # runs/<task>/<method>/seed<k>/scored.jsonl
+        scored.setdefault(Path(path).parent.parent.parent.name, []).extend(read_rows(path, ["method", "seed"]))
+    return validate_judge_columns(metrics, {t: pd.DataFrame(rows) for t, rows in scored.items()}, validations)
 
 
 def step_comparison(a) -> None:
@@ -273,7 +327,10 @@ def step_comparison(a) -> None:
     caption = ("This run next to the paper (arXiv 2404.19409; LLaMA-2-7B / Alpaca-7B policies, chat-Llama-70B "
                "judge), per reproduced table, method and the paper's metric; 'measured as' is the column of this "
                "run's table (small models: compare shapes, not absolute values; proxies are named as such)")
-    _write_table(a, comparison(load_metrics(a.metrics), a.params["tables"], a.params.get("labels")), caption)
+    metrics, suffixes, _ = _judge_validated(a, load_metrics(a.metrics))
+    _write_table(a, comparison(metrics, a.params["tables"], a.params.get("labels"), suffixes),
+                 caption + ("; judge columns as validated (results/judge/), the ones not informative left out"
+                            if suffixes else ""))
 
 
 def step_rloo_vs_ppo(a) -> None:
@@ -398,9 +455,10 @@ STEPS = {
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
     "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "judge", "features", "data", "generations",
                                  "scored", "metrics", "curve"]),
-    "table": (step_table, ["metrics+", "benchmarks", "out"]),
+    "validate_judge": (step_validate_judge, ["judge", "data", "rm_data", "cases", "out"]),
+    "table": (step_table, ["metrics+", "scored+", "judge_validation+", "benchmarks", "out"]),
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
-    "comparison": (step_comparison, ["metrics+", "out"]),
+    "comparison": (step_comparison, ["metrics+", "scored+", "judge_validation+", "out"]),
     "appendix_alignment": (step_appendix_alignment, ["scored+", "metrics+", "out"]),
     "calibration": (step_calibration, ["scored+", "metrics+", "out"]),
     "rloo_vs_ppo": (step_rloo_vs_ppo, ["metrics+", "policies+", "out"]),

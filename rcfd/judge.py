@@ -39,6 +39,7 @@ class JudgeConfig:
     device_map: str | None = None  # "auto": shard a judge too large for one GPU (paper scale)
     yes_words: list[str] = field(default_factory=lambda: ["Yes", " Yes"])
     no_words: list[str] = field(default_factory=lambda: ["No", " No"])
+    validation: dict = field(default_factory=dict)  # how it is validated (judge_validation.ValidationConfig)
     device: str = "auto"
 
     def __post_init__(self):

@@ -44,9 +44,11 @@ class TableConfig:
         return self.caption.split(" (")[0]
 
 
-JUDGE_NOTE = ("Judge columns: fraction of samples the LLM judge answers Yes; Δ_demo = Σ over the judge questions "
-              "of |judge score − the demonstrations' judge score| (the paper's chat-Llama-70B judge; at default "
-              "scale a weak 135M proxy). MAUVE: generations vs demonstrations on local sentence-encoder features.")
+JUDGE_NOTE = ("Judge columns: fraction of judged samples the LLM judge answers Yes (its soft score above the "
+              "threshold calibrated on labelled cases, results/judge/<task>.csv; the header gives the question's "
+              "validated AUC); Δ_demo = Σ over the informative judge questions of |judge score − the "
+              "demonstrations' judge score| (the paper's chat-Llama-70B judge; at default scale a weak 135M proxy). "
+              "MAUVE: generations vs demonstrations on local sentence-encoder features.")
 OPTIONAL = ("judge_success", "judge_naturalness", "judge_factuality", "judge_verbosity", "delta_demo", "mauve")
 DEFAULT_LABELS = {"judge": "LLM judge", "mauve": "features"}
 
@@ -148,13 +150,55 @@ def with_delta_demo(df: pd.DataFrame) -> pd.DataFrame:
     scores, over the task's judge questions); the demonstrations' own is left empty, as in the paper."""
     from .judge import delta_demo, question_columns
 
-    questions = question_columns(df.columns)
+    questions = [q for q in question_columns(df.columns) if df[q].notna().any()]  # left out: all NaN
     is_demo = df["method"] == "demonstrations"
     if not questions or not is_demo.any():
         return df
     demos = df.loc[is_demo, questions].mean()
     delta = df.apply(lambda run: delta_demo(run, demos, questions), axis=1)
     return df.assign(delta_demo=delta.where(~is_demo))
+
+
+def apply_judge_validation(metrics: pd.DataFrame, scored: pd.DataFrame, validation: pd.DataFrame
+                           ) -> tuple[pd.DataFrame, dict[str, str], str]:
+    """The judge columns as the judge's validation (rcfd.judge_validation) allows: an informative
+    question's judge_<q> becomes the fraction of each run's judged samples whose soft score is above
+    the threshold calibrated on labelled cases; a question that is not informative loses its columns
+    (so it is neither printed nor part of Δ_demo). Returns the metrics, each kept question's header
+    suffix (its test AUC) and a caption note naming what was left out and why."""
+    metrics, suffixes, kept, dropped = metrics.copy(), {}, [], []
+    for row in validation.to_dict("records"):
+        column = f"judge_{row['question']}"
+        if column not in metrics.columns:
+            continue
+        if not bool(row["informative"]):
+            metrics = metrics.drop(columns=[c for c in (column, column + "_soft") if c in metrics.columns])
+            dropped.append(f"{row['question']} (AUC {row['auc_test']:.2f})")
+            continue
+        if column not in scored.columns:
+            raise InputError(f"judge question {row['question']!r}: the scored samples have no {column!r} scores")
+        judged = scored.dropna(subset=[column])
+        above = (judged[column] > row["threshold"]).groupby([judged["method"], judged["seed"]]).mean()
+        metrics[column] = [above.get((m, s), np.nan) for m, s in zip(metrics["method"], metrics["seed"])]
+        suffixes[column] = f"AUC {row['auc_test']:.2f}"
+        kept.append(f"{row['question']} AUC {row['auc_test']:.2f}, Yes above {row['threshold']:.2f}")
+    note = " Judge validated on labelled cases"
+    note += f" ({'; '.join(kept)})" if kept else ""
+    note += f"; not informative (AUC < min_auc), left out with their Δ_demo share: {', '.join(dropped)}" if dropped else ""
+    return metrics, suffixes, note + "."
+
+
+def validate_judge_columns(metrics: pd.DataFrame, scored: dict[str, pd.DataFrame],
+                           validations: dict[str, pd.DataFrame]) -> tuple[pd.DataFrame, dict, dict]:
+    """`apply_judge_validation` per task (the tasks with a validated judge): the metrics, and per
+    task the header suffixes and the caption note."""
+    parts, suffixes, notes = [], {}, {}
+    for task, frame in metrics.groupby("task", sort=False):
+        if task in validations:
+            frame, suffixes[task], notes[task] = apply_judge_validation(frame, scored.get(task, pd.DataFrame()),
+                                                                        validations[task])
+        parts.append(frame)
+    return pd.concat(parts, ignore_index=True), suffixes, notes
 
 
 def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
@@ -166,7 +210,7 @@ def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
     missing = [c for c in cfg.columns if c not in df.columns and c not in cfg.optional]
     if missing:
         raise InputError(f"{cfg.name}: metrics lack column(s) {missing}")
-    columns = [c for c in cfg.columns if c in df.columns]
+    columns = [c for c in cfg.columns if c in df.columns and (c not in cfg.optional or df[c].notna().any())]
     seeds = df.groupby("method")["seed"].nunique()
     table = summarise(df, "method", columns)
     if seeds.max() < 2:  # one seed: no CI columns (the tables look as they always did)
@@ -186,12 +230,20 @@ def headers(cfg: TableConfig, labels: dict | None = None) -> dict:
     return {c: h.format(**labels) for c, h in cfg.columns.items()}
 
 
-def build_table(metrics: pd.DataFrame, cfg: TableConfig, labels: dict | None = None) -> pd.DataFrame:
+def with_suffix(header: str, suffix: str | None) -> str:
+    """'success (judge)' + 'AUC 0.7' -> 'success (judge, AUC 0.7)'; 'A' + 'x' -> 'A (x)'."""
+    if not suffix:
+        return header
+    return f"{header[:-1]}, {suffix})" if header.endswith(")") else f"{header} ({suffix})"
+
+
+def build_table(metrics: pd.DataFrame, cfg: TableConfig, labels: dict | None = None,
+                suffixes: dict[str, str] | None = None) -> pd.DataFrame:
     """The table as written: `summary` with method labels and the configured headers
-    (`<header>_ci95` for the CI columns)."""
+    (`<header>_ci95` for the CI columns; `suffixes` added to some, e.g. a judge question's AUC)."""
     table = summary(metrics, cfg)
     table.insert(0, "method", [parse_method(m).label for m in table.index])
-    names = headers(cfg, labels)
+    names = {c: with_suffix(h, (suffixes or {}).get(c)) for c, h in headers(cfg, labels).items()}
     return table.reset_index(drop=True).rename(columns={**names, **{c + CI: h + CI for c, h in names.items()}})
 
 
@@ -261,7 +313,8 @@ def algorithm_comparison(metrics: pd.DataFrame, step_seconds: dict[str, list[flo
     return table.rename(columns=ALGORITHM_COLUMNS).reset_index(drop=True).round(3)
 
 
-def comparison(metrics: pd.DataFrame, names: list[str], labels: dict | None = None) -> pd.DataFrame:
+def comparison(metrics: pd.DataFrame, names: list[str], labels: dict | None = None,
+               suffixes: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
     """This run's numbers next to the paper's (rcfd/paper/<name>.csv), one row per (paper table,
     method, paper metric), for the tables `names`.
 
@@ -286,7 +339,8 @@ def comparison(metrics: pd.DataFrame, names: list[str], labels: dict | None = No
                              "paper": paper.at[method, metric] if method in paper.index else np.nan,
                              "this run": ours.at[method, col] if here else np.nan,
                              "this run" + CI: ours.at[method, col + CI] if here and col + CI in ours else np.nan,
-                             "measured as": headers(cfg, labels)[col] if col else "not measured"})
+                             "measured as": with_suffix(headers(cfg, labels)[col], (suffixes or {}).get(
+                                 cfg.task, {}).get(col)) if col else "not measured"})
     frame = pd.DataFrame(rows, columns=["table", "method", "metric", "paper", "this run", "this run" + CI,
                                         "measured as"])
     return frame if frame["this run" + CI].notna().any() else frame.drop(columns="this run" + CI)

@@ -293,6 +293,27 @@ def generations_input(w):
     return [f"{run_dir(w.task, w.method, w.seed)}/generations.jsonl"]
 
 
+def judge_validation(task):
+    """The judge validation table of a task, [] when its evaluation has no judge."""
+    return [f"{R}/judge/{task}.csv"] if config[task]["evaluate"].get("judge") else []
+
+
+def judge_validation_params(task):
+    return as_json({"task": task, "judge": config[task]["evaluate"]["judge"], "device": config["device"]})
+
+
+def judge_validation_option(w, input):
+    """Param: '--scored ... --judge-validation ...' for the table steps when some task has a judge."""
+    if not input.judge_validation:
+        return ""
+    return (f"--scored {' '.join(shlex.quote(p) for p in input.scored)} "
+            f"--judge-validation {' '.join(shlex.quote(p) for p in input.judge_validation)}")
+
+
+def tasks_judge_validation():
+    return [f for task in config["tasks"] for f in judge_validation(task)]
+
+
 def task_config_hash(task):
     """Provenance of a task's tables and figures: a hash of the config parts they depend on (so that
     changing another task's settings does not rebuild them)."""

@@ -60,3 +60,30 @@ rule evaluate:
         " --rm {params.rm:q} --policy {params.policy:q} --judge {params.judge:q} --features {params.features:q}"
         " --data {input.data:q} {params.generations}"
         " --scored {output.scored:q} --metrics {output.metrics:q} --curve {output.curve:q} > {log:q} 2>&1"
+
+
+rule validate_judge:
+    input:
+        data=f"{R}/data/{{task}}/prompts.jsonl",
+        rm_data=lambda w: [f"{R}/data/{w.task}/rm_data.jsonl"] if w.task == "movies" else [],
+        judge=evaluate_model_input("judge"),
+    output:
+        table=multiext(f"{R}/judge/{{task}}", ".csv", ".md", ".tex"),
+        cases=f"{R}/judge/{{task}}_cases.jsonl",
+    params:
+        p=lambda w: judge_validation_params(w.task),
+        judge=evaluate_model_arg("judge"),
+        rm_data=lambda w, input: path_options([("rm_data", input.rm_data[0])]) if input.rm_data else "",
+        prefix=prefix_of,
+    threads: config["threads_per_job"]
+    resources:
+        **job_resources("validate_judge"),
+    log:
+        f"{LOGS}/validate_judge/{{task}}.log",
+    benchmark:
+        f"{BENCH}/validate_judge/{{task}}.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd validate_judge --threads {threads} --params {params.p:q} --judge {params.judge:q}"
+        " --data {input.data:q} {params.rm_data} --cases {output.cases:q} --out {params.prefix:q} > {log:q} 2>&1"

@@ -12,12 +12,15 @@ for name, spec in PAPER_TABLES.items():  # table1, table5, table6 (rcfd.tables.T
             name
         input:
             metrics=lambda w, task=spec.task: run_outputs(task, "metrics.csv"),
+            scored=lambda w, task=spec.task: run_outputs(task, "scored.jsonl") if judge_validation(task) else [],
+            judge_validation=lambda w, task=spec.task: judge_validation(task),
         output:
             in_report(table_files(name), name, spec.task),
         params:
             p=table_params(name, spec.task),
             prefix=prefix_of,
             benchmarks=BENCH,
+            judge=judge_validation_option,
         threads: config["threads_per_job"]
         resources:
             **job_resources(name),
@@ -28,7 +31,7 @@ for name, spec in PAPER_TABLES.items():  # table1, table5, table6 (rcfd.tables.T
         conda:
             "../envs/rcfd.yaml"
         shell:
-            "python -m rcfd table --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
+            "python -m rcfd table --threads {threads} --params {params.p:q} --metrics {input.metrics:q} {params.judge}"
             " --benchmarks {params.benchmarks:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
@@ -64,12 +67,15 @@ for name, spec in PAPER_FIGURES.items():  # figure2 to figure5 (rcfd.plots.FIGUR
 rule comparison:
     input:
         metrics=lambda w: tasks_run_outputs("metrics.csv"),
+        scored=lambda w: tasks_run_outputs("scored.jsonl") if tasks_judge_validation() else [],
+        judge_validation=lambda w: tasks_judge_validation(),
     output:
         in_report(table_files("comparison"), "comparison"),
     params:
         p=lambda w: as_json({"name": "comparison", "tables": reproduced_tables(),
                              "config_hash": {t: task_config_hash(t) for t in config["tasks"]}}),
         prefix=prefix_of,
+        judge=judge_validation_option,
     resources:
         **job_resources("comparison"),
     threads: config["threads_per_job"]
@@ -80,7 +86,7 @@ rule comparison:
     conda:
         "../envs/rcfd.yaml"
     shell:
-        "python -m rcfd comparison --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
+        "python -m rcfd comparison --threads {threads} --params {params.p:q} --metrics {input.metrics:q} {params.judge}"
         " --out {params.prefix:q} > {log:q} 2>&1"
 
 

@@ -1,0 +1,136 @@
+"""Judge validation: labelled cases per question, AUC, calibrated threshold, and the tables that
+leave out what the judge cannot tell apart (issue 20)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from rcfd import judge_validation as V
+from rcfd.tables import TABLES, apply_judge_validation, build_table
+
+from .conftest import CORPUS
+
+
+def test_auc_equals_an_independent_computation_with_ties():
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.random(60), 1)  # many ties
+    labels = rng.random(60) < 0.5
+    assert V.auc(scores, labels) == pytest.approx(roc_auc_score(labels, scores))
+    # by hand on four cases: pairs (yes, no) = (0.9 > 0.1), (0.9 > 0.5), (0.5 = 0.5: a half), (0.5 > 0.1)
+    assert V.auc([0.9, 0.5, 0.5, 0.1], [1, 1, 0, 0]) == pytest.approx(3.5 / 4)
+    assert np.isnan(V.auc([0.2, 0.3], [1, 1]))
+
+
+def test_the_threshold_is_calibrated_where_the_argmax_is_degenerate():
+    """A judge that says No to everything (all soft scores < 0.5) but ranks well: the argmax has
+    accuracy 0.5, the calibrated threshold separates the labels."""
+    soft = np.array([0.30, 0.32, 0.35, 0.10, 0.12, 0.15])
+    labels = np.array([1, 1, 1, 0, 0, 0])
+    t = V.best_threshold(soft, labels)
+    assert 0.15 < t < 0.30
+    assert V.balanced_accuracy(soft, labels, t) == 1.0 and V.balanced_accuracy(soft, labels, 0.5) == 0.5
+
+
+def _rows(n=24):
+    text = [" ".join(CORPUS[i:i + 2]) for i in range(0, 2 * n, 2)]
+    return [{"id": f"r{i}-{'challenge' if i % 2 else 'outcome'}", "split": "eval",
+             "prompt": f"Summarize the challenge of this paper in one sentence.\n\n{CORPUS[i]} {CORPUS[i + 1]}"
+                       "\n\nSummary:", "demo": " " + t} for i, t in enumerate(text)]
+
+
+@pytest.mark.parametrize("task,question", [("movies", "naturalness"), ("wiki", "naturalness"),
+                                           ("summaries", "success"), ("summaries", "factuality"),
+                                           ("summaries", "naturalness"), ("summaries", "verbosity")])
+def test_labelled_cases_are_balanced_split_and_labelled_as_their_kind(task, question):
+    cfg = V.ValidationConfig(cases_per_label=8)
+    cases = V.labelled_cases(task, question, _rows(), None, cfg)
+    labels = [c["label"] for c in cases]
+    assert labels.count(1) == labels.count(0) == 8
+    for split in ("val", "test"):  # each label half in each split
+        assert sorted(c["label"] for c in cases if c["split"] == split) == [0] * 4 + [1] * 4
+    human = {r["id"]: r["demo"] for r in _rows()}
+    for c in cases:
+        if c["kind"] in ("human", "reference"):
+            assert c["completion"] == human[c["source"]]
+        elif c["kind"] == "shuffled words":
+            assert sorted(c["completion"].split()) == sorted(human[c["source"]].split())
+            assert c["completion"].split() != human[c["source"]].split()
+        elif c["kind"] == "another paper's summary":
+            assert c["completion"] != human[c["source"]] and c["completion"] in human.values()
+        elif c["kind"] == "padded with the document":
+            assert c["completion"].startswith(human[c["source"]]) and len(c["completion"]) > len(human[c["source"]])
+    assert cases == V.labelled_cases(task, question, _rows(), None, cfg)  # seeded
+
+
+def test_sentiment_cases_use_the_review_labels():
+    rm_rows = [{"id": f"i{k}", "text": f"review {k}", "label": k % 2} for k in range(30)]
+    cases = V.labelled_cases("movies", "success", _rows(), rm_rows, V.ValidationConfig(cases_per_label=5))
+    assert len(cases) == 10 and all(c["label"] == int(c["completion"].split()[1]) % 2 for c in cases)
+    assert V.labelled_cases("wiki", "success", _rows(), None, V.ValidationConfig()) == []  # no labelled data
+
+
+def test_corruptions():
+    import random
+
+    rng = random.Random(0)
+    text = "One sentence here. Another one there! A third?"
+    shuffled = V.corrupted(text, "shuffled sentences", rng, 6)
+    assert shuffled != text and sorted(shuffled.split()) == sorted(text.split())
+    assert V.corrupted("Only one sentence", "shuffled sentences", rng, 6) is None
+    assert V.corrupted("a b c d e f g h", "loop", rng, 3) == "a b c a b c a b"
+
+
+def _validation(informative_success: bool):
+    return pd.DataFrame([{"question": "success", "auc_test": 0.8 if informative_success else 0.55,
+                          "threshold": 0.3, "informative": informative_success},
+                         {"question": "naturalness", "auc_test": 0.52, "threshold": 0.4, "informative": False}])
+
+
+def test_tables_keep_informative_questions_with_the_calibrated_threshold_and_drop_the_rest():
+    required = {c: 0.5 for c in TABLES["table6"].columns if c not in TABLES["table6"].optional}
+    metrics = pd.DataFrame([{"task": "movies", "method": m, "seed": 0, **required,
+                             "judge_success": 0.0, "judge_naturalness": 0.0, "judge_naturalness_soft": 0.3}
+                            for m in ("rcfd", "demonstrations")])
+    scored = pd.DataFrame([{"method": "rcfd", "seed": 0, "judge_success": s, "judge_naturalness": 0.9}
+                           for s in (0.1, 0.35, 0.4, 0.2)]
+                          + [{"method": "demonstrations", "seed": 0, "judge_success": s, "judge_naturalness": 0.1}
+                             for s in (0.31, 0.5)] + [{"method": "rcfd", "seed": 0}])  # a sample not judged
+    out, suffixes, note = apply_judge_validation(metrics, scored, _validation(True))
+    # by hand: rcfd 2 of 4 judged samples above 0.3, the demonstrations 2 of 2
+    assert out.set_index("method")["judge_success"].to_dict() == {"rcfd": 0.5, "demonstrations": 1.0}
+    assert "judge_naturalness" not in out and "judge_naturalness_soft" not in out
+    assert suffixes == {"judge_success": "AUC 0.80"} and "naturalness (AUC 0.52)" in note
+    table = build_table(out, TABLES["table6"], {"judge": "tiny judge"}, suffixes)
+    assert "success (tiny judge, AUC 0.80)" in table.columns
+    assert not any(c.startswith("naturalness (tiny") for c in table.columns)
+    # Δ_demo over the kept question only: |0.5 - 1.0|
+    assert table.set_index("method")["Δ_demo ↓ (tiny judge)"]["RCfD"] == pytest.approx(0.5)
+    none_kept = build_table(*apply_judge_validation(metrics, scored, _validation(False))[:1], TABLES["table6"])
+    assert not any("success (" in c and "VADER" not in c for c in none_kept.columns)
+    assert not any(c.startswith("Δ_demo") for c in none_kept.columns)
+
+
+def test_validate_judge_step_on_a_tiny_judge(tiny_models, tmp_path):
+    """The CLI step end to end: a table row per question, cases written with their soft scores."""
+    from rcfd.cli import main
+
+    rows = [dict(r, split="train" if i < 4 else "eval") for i, r in enumerate(_rows(40))]
+    data = tmp_path / "prompts.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    params = {"task": "summaries", "device": "cpu",
+              "judge": {"model": "policy", "label": "tiny", "batch_size": 8, "validation": {"cases_per_label": 6},
+                        "questions": {"verbosity": "Summary: {completion}\nVerbose?",
+                                      "naturalness": "Human: {example_completion}\nOther: {completion}\nHuman?",
+                                      "other": "{text}?"}}}
+    assert main(["validate_judge", "--params", json.dumps(params), "--judge", tiny_models["llama"],
+                 "--data", str(data), "--cases", str(tmp_path / "cases.jsonl"), "--out", str(tmp_path / "v")]) == 0
+    table = pd.read_csv(tmp_path / "v.csv").set_index("question")
+    assert list(table.index) == ["verbosity", "naturalness", "other"]
+    assert table.loc["verbosity", "cases_test"] == 6 and 0 <= table.loc["verbosity", "auc_test"] <= 1
+    assert not table.loc["other", "informative"] and table.loc["other", "cases_test"] == 0  # no labelled data
+    cases = [json.loads(line) for line in (tmp_path / "cases.jsonl").read_text().splitlines()]
+    assert len(cases) == 24 and all(0 < c["soft"] < 1 for c in cases)
+    assert rows[0]["id"] not in {c["source"] for c in cases}  # the 1-shot example is not a case
