@@ -264,14 +264,16 @@ def step_validate_judge(a) -> None:
             log.warning("judge question %r of %s: no labelled cases: not validated", question, task)
             table.append(V.summarise_question(question, [], [], vcfg.min_auc))
             continue
-        soft = judge.soft_scores([J.fill(template, c, example, judge.cut) for c in cases])
-        table.append(V.summarise_question(question, cases, soft, vcfg.min_auc))
-        cases_out += [dict(c, question=question, soft=float(x)) for c, x in zip(cases, soft)]
+        for variant, wording in {"configured": template, **vcfg.variants.get(question, {})}.items():
+            soft = judge.soft_scores([J.fill(wording, c, example, judge.cut) for c in cases])
+            table.append(V.summarise_question(question, cases, soft, vcfg.min_auc, variant))
+            cases_out += [dict(c, question=question, variant=variant, soft=float(x)) for c, x in zip(cases, soft)]
     write_jsonl(a.cases, cases_out)
     caption = (f"Judge validation ({task}, {cfg.label or 'LLM judge'}): per question, the AUC of the soft score "
                "P(Yes)/(P(Yes)+P(No)) on labelled cases (val: chooses the Yes threshold; test: reported), the test "
                "accuracy of the argmax answer (its Yes rate beside it) and of the calibrated threshold; a question "
-               f"whose test AUC is below {vcfg.min_auc} is not informative and left out of the tables and Δ_demo")
+               f"whose test AUC is below {vcfg.min_auc} is not informative and left out of the tables and Δ_demo "
+               "(the tables use the configured wording; other variants are compared on the same cases)")
     _write_table(a, pd.DataFrame(table), caption, decimals=3)
 
 

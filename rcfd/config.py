@@ -168,9 +168,17 @@ def semantic_errors(config: dict) -> list[str]:
             errors.append(f"config key '{task}.data.source': {t['data']['source']!r} reads the asset 'assets.{asset}', "
                           "which the config does not define")
         errors += method_errors(task, t) + batch_errors(task, t)
-        for name, question in t.get("evaluate", {}).get("judge", {}).get("questions", {}).items():
+        judge = t.get("evaluate", {}).get("judge", {})
+        for name, question in judge.get("questions", {}).items():
             errors += template_errors(str(question), TEMPLATE_FIELDS["judge question"],
                                       f"{task}.evaluate.judge.questions.{name}")
+        for name, variants in judge.get("validation", {}).get("variants", {}).items():
+            if name not in judge.get("questions", {}):
+                errors.append(f"config key '{task}.evaluate.judge.validation.variants.{name}': not a question of "
+                              f"{task}.evaluate.judge.questions ({', '.join(judge.get('questions', {}))})")
+            for variant, template in variants.items():
+                errors += template_errors(str(template), TEMPLATE_FIELDS["judge question"],
+                                          f"{task}.evaluate.judge.validation.variants.{name}.{variant}")
         if "instruction" in t.get("data", {}):
             errors += template_errors(str(t["data"]["instruction"]), TEMPLATE_FIELDS["summary instruction"],
                                       f"{task}.data.instruction")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -34,6 +34,9 @@ class ValidationConfig:
     min_auc: float = 0.65  # a question whose test AUC is below this is not informative
     loop_words: int = 6  # a greedy loop: the text's first words repeated to its length
     seed: int = 0
+    # other wordings to compare on the same cases, question -> {variant name: template}; the tables
+    # use the configured question: a better variant is adopted by putting it in the config
+    variants: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def auc(scores, labels) -> float:
@@ -188,18 +191,19 @@ def labelled_cases(task: str, question: str, rows: list[dict], rm_rows: list[dic
     return cases
 
 
-def summarise_question(question: str, cases: list[dict], soft: np.ndarray, min_auc: float) -> dict:
+def summarise_question(question: str, cases: list[dict], soft: np.ndarray, min_auc: float,
+                       variant: str = "configured") -> dict:
     """One row of the validation table from the cases' soft scores."""
     if not cases:
         nan = float("nan")
-        return {"question": question, "cases_val": 0, "cases_test": 0, "auc_val": nan, "auc_test": nan,
+        return {"question": question, "variant": variant, "cases_val": 0, "cases_test": 0, "auc_val": nan, "auc_test": nan,
                 "accuracy_argmax_test": nan, "yes_rate_argmax_test": nan, "threshold": nan,
                 "accuracy_calibrated_test": nan, "informative": False}
     s, y = np.asarray(soft, float), np.array([c["label"] for c in cases])
     val, test = (np.array([c["split"] == k for c in cases]) for k in ("val", "test"))
     threshold = best_threshold(s[val], y[val]) if val.any() else float("nan")
     test_auc = auc(s[test], y[test])
-    return {"question": question, "cases_val": int(val.sum()), "cases_test": int(test.sum()),
+    return {"question": question, "variant": variant, "cases_val": int(val.sum()), "cases_test": int(test.sum()),
             "auc_val": auc(s[val], y[val]), "auc_test": test_auc,
             "accuracy_argmax_test": float(np.mean((s[test] > 0.5) == y[test])),
             "yes_rate_argmax_test": float(np.mean(s[test] > 0.5)),

@@ -168,6 +168,8 @@ def apply_judge_validation(metrics: pd.DataFrame, scored: pd.DataFrame, validati
     suffix (its test AUC) and a caption note naming what was left out and why."""
     metrics, suffixes, kept, dropped = metrics.copy(), {}, [], []
     for row in validation.to_dict("records"):
+        if isinstance(row.get("variant"), str) and row["variant"] != "configured":  # other wordings: not used
+            continue
         column = f"judge_{row['question']}"
         if column not in metrics.columns:
             continue

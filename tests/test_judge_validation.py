@@ -86,7 +86,10 @@ def test_corruptions():
 def _validation(informative_success: bool):
     return pd.DataFrame([{"question": "success", "auc_test": 0.8 if informative_success else 0.55,
                           "threshold": 0.3, "informative": informative_success},
-                         {"question": "naturalness", "auc_test": 0.52, "threshold": 0.4, "informative": False}])
+                         {"question": "naturalness", "auc_test": 0.52, "threshold": 0.4, "informative": False},
+                         # another wording that would pass: compared, not used by the tables
+                         {"question": "naturalness", "variant": "zero_shot", "auc_test": 0.9, "threshold": 0.4,
+                          "informative": True}])
 
 
 def test_tables_keep_informative_questions_with_the_calibrated_threshold_and_drop_the_rest():
@@ -121,16 +124,19 @@ def test_validate_judge_step_on_a_tiny_judge(tiny_models, tmp_path):
     data = tmp_path / "prompts.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
     params = {"task": "summaries", "device": "cpu",
-              "judge": {"model": "policy", "label": "tiny", "batch_size": 8, "validation": {"cases_per_label": 6},
+              "judge": {"model": "policy", "label": "tiny", "batch_size": 8,
+                        "validation": {"cases_per_label": 6, "variants": {"verbosity": {"plain": "{completion}?"}}},
                         "questions": {"verbosity": "Summary: {completion}\nVerbose?",
                                       "naturalness": "Human: {example_completion}\nOther: {completion}\nHuman?",
                                       "other": "{text}?"}}}
     assert main(["validate_judge", "--params", json.dumps(params), "--judge", tiny_models["llama"],
                  "--data", str(data), "--cases", str(tmp_path / "cases.jsonl"), "--out", str(tmp_path / "v")]) == 0
-    table = pd.read_csv(tmp_path / "v.csv").set_index("question")
-    assert list(table.index) == ["verbosity", "naturalness", "other"]
+    table = pd.read_csv(tmp_path / "v.csv")
+    assert list(zip(table["question"], table["variant"])) == [("verbosity", "configured"), ("verbosity", "plain"),
+                                                              ("naturalness", "configured"), ("other", "configured")]
+    table = table[table["variant"] == "configured"].set_index("question")
     assert table.loc["verbosity", "cases_test"] == 6 and 0 <= table.loc["verbosity", "auc_test"] <= 1
     assert not table.loc["other", "informative"] and table.loc["other", "cases_test"] == 0  # no labelled data
     cases = [json.loads(line) for line in (tmp_path / "cases.jsonl").read_text().splitlines()]
-    assert len(cases) == 24 and all(0 < c["soft"] < 1 for c in cases)
+    assert len(cases) == 36 and all(0 < c["soft"] < 1 for c in cases)
     assert rows[0]["id"] not in {c["source"] for c in cases}  # the 1-shot example is not a case
