@@ -51,13 +51,19 @@ def _planned(workdir: Path, configfile: Path, *targets: str) -> dict[str, int]:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, re.M)}
 
 
-def _assert_filled(table: pd.DataFrame, judge_questions: list[str]) -> None:
+def _assert_filled(table: pd.DataFrame, judge_questions: list[str], validation: pd.DataFrame) -> None:
     """Every cell filled, but the demonstrations' Δ_demo and MAUVE (against themselves: left empty);
-    the LLM-judge and MAUVE columns are there."""
-    judged = [c for c in table.columns if c.endswith(" judge)") and not c.startswith("Δ_demo")]
-    assert [c.split(" (")[0] for c in judged] == judge_questions, table.columns
+    MAUVE is there, and a judge question's column exactly when its validation (the judge on labelled
+    cases) found it informative, with its test AUC in the header."""
+    configured = validation[validation["variant"] == "configured"].set_index("question")
+    assert list(configured.index) == judge_questions
+    judged = [c for c in table.columns if "judge" in c and not c.startswith("Δ_demo")]
+    assert [c.split(" (")[0] for c in judged] == [q for q in judge_questions if configured.loc[q, "informative"]]
+    for c in judged:
+        assert c.endswith(f", AUC {configured.loc[c.split(' (')[0], 'auc_test']:.2f})"), c
     proxies = [c for c in table.columns if c.startswith(("Δ_demo", "MAUVE"))]
     assert any(c.startswith("MAUVE") for c in proxies)
+    assert any(c.startswith("Δ_demo") for c in proxies) == bool(judged)
     assert table.drop(columns=["method"] + proxies).notna().all().all()
     assert table[proxies].iloc[1:].notna().all().all() and table[proxies].iloc[0].isna().all()
     assert table[judged].apply(lambda s: s.between(0, 1)).all().all()
@@ -109,7 +115,7 @@ def test_smoke_dag_builds_every_output(smoke_run):
     expected = (["demonstrations", "base", "SFT"] + [f"R β={b:g}" for b in config["movies"]["betas"]]
                 + ["RCfD", "RCfD (shuffled targets)"])
     assert list(table["method"]) == expected
-    _assert_filled(table, ["success", "naturalness"])
+    _assert_filled(table, ["success", "naturalness"], pd.read_csv(results / "judge/movies.csv"))
     scored = pd.read_json(results / "runs/movies/rcfd/seed0/scored.jsonl", lines=True)
     assert scored[["judge_success", "judge_naturalness"]].notna().all().all()  # per-sample soft scores
     assert (results / "tables/table6.csv.provenance.json").exists()
@@ -147,7 +153,7 @@ def test_smoke_dag_builds_the_loglik_use_case(smoke_run):
     table = pd.read_csv(results / "tables/table5.csv")
     assert list(table["method"]) == ["demonstrations", "base", "greedy", "temperature 0.96", "nucleus 0.97",
                                      "SFT", "R β=0", "RCfD"]
-    _assert_filled(table, ["naturalness"])
+    _assert_filled(table, ["naturalness"], pd.read_csv(results / "judge/wiki.csv"))
     for name in ("figure2", "figure5"):
         assert (figures / f"{name}.png").stat().st_size > 1000
     wiki = config["wiki"]
@@ -238,7 +244,8 @@ def test_smoke_dag_builds_the_summarisation_use_case(smoke_run):
     table = pd.read_csv(results / "tables/table1.csv")
     assert list(table["method"]) == ["demonstrations", "base", "SFT", "DPO with SFT", "R β=0", "RCfD",
                                      "DPO+SFT early-stopped", "R α=0.05", "RCfD (two rewards)"]
-    _assert_filled(table, ["success", "factuality", "naturalness", "verbosity"])
+    _assert_filled(table, ["success", "factuality", "naturalness", "verbosity"],
+                   pd.read_csv(results / "judge/summaries.csv"))
     assert (figures / "figure4.png").stat().st_size > 1000
     rm = yaml.safe_load((results / "reward_models/summaries/metrics.json").read_text())
     # a fraction of the held-out pairs ranked right: k / n for a whole k
