@@ -79,7 +79,7 @@ TABLES = {
     "table1": TableConfig(
         name="table1", task="summaries",
         caption="Table 1 (summarisation): preference reward R_RM, length (policy tokens), alignment score A of the "
-                "R_RM distribution, Δ_demo over the four judge questions, A averaged over R_RM and length (the "
+                "R_RM distribution, Δ_demo over the informative judge questions, A averaged over R_RM and length (the "
                 "paper's A with two rewards), the judge scores, MAUVE, diversity. " + JUDGE_NOTE,
         columns={"avg_reward": "R_RM", "mean_tokens": "length", "alignment": "A ↓",
                  "delta_demo": "Δ_demo ↓ ({judge})", "alignment_two": "A (R_RM, length) ↓",

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from rcfd.tables import TABLES, build_table, labels_of, load_metrics
+from rcfd.tables import TABLES, apply_judge_validation, build_table, labels_of, load_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,12 @@ def assert_table_rebuilds(name: str, results: Path = REPO / "results") -> pd.Dat
     runs = committed_runs(cfg.task, "metrics.csv", results)
     assert runs, f"no per-run metrics under {results}/runs/{cfg.task}"
     config = yaml.safe_load((REPO / "config.yaml").read_text())
-    rebuilt = build_table(load_metrics(runs), cfg, labels_of(config[cfg.task]["evaluate"]))
+    metrics, suffixes = load_metrics(runs), None
+    validation = results / "judge" / f"{cfg.task}.csv"
+    if validation.exists():  # the judge's columns as its validation allows
+        scored = pd.concat([pd.read_json(p, lines=True) for p in committed_runs(cfg.task, "scored.jsonl", results)])
+        metrics, suffixes, _ = apply_judge_validation(metrics, scored, pd.read_csv(validation))
+    rebuilt = build_table(metrics, cfg, labels_of(config[cfg.task]["evaluate"]), suffixes)
     pd.testing.assert_frame_equal(rebuilt, pd.read_csv(committed), check_dtype=False)
     return rebuilt
 

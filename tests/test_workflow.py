@@ -56,7 +56,7 @@ def _assert_filled(table: pd.DataFrame, judge_questions: list[str], validation: 
     MAUVE is there, and a judge question's column exactly when its validation (the judge on labelled
     cases) found it informative, with its test AUC in the header."""
     configured = validation[validation["variant"] == "configured"].set_index("question")
-    assert list(configured.index) == judge_questions
+    assert sorted(configured.index) == sorted(judge_questions)
     judged = [c for c in table.columns if "judge" in c and not c.startswith("Δ_demo")]
     assert [c.split(" (")[0] for c in judged] == [q for q in judge_questions if configured.loc[q, "informative"]]
     for c in judged:

@@ -250,7 +250,7 @@ problems = []
 if set(jobs) != set(submitted):
     problems.append(f"sacct lists {len(jobs)} jobs of this run, Snakemake submitted {len(submitted)}: missing in "
                     f"sacct {sorted(set(submitted) - set(jobs))}, not submitted {sorted(set(jobs) - set(submitted))}")
-gpu_rules = {"train_reward_model", "score_demos", "train", "generate", "evaluate"}  # the profile's set-resources
+gpu_rules = {"train_reward_model", "score_demos", "train", "generate", "evaluate", "validate_judge"}  # the profile's set-resources
 by_rule = {}
 for jobid, state, exitcode, partition, account, elapsed, comment in jobs.values():
     rule = submitted.get(jobid, "?")
