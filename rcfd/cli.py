@@ -159,10 +159,12 @@ def step_train(a) -> None:
 
         history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out, ckpt)
     elif method.kind == "rl":
+        from .models import load_tokenizer
         from .rewards import make_reward_func
         from .rl import train_rl
 
-        reward_func = make_reward_func(method.objective, _reward_model(a), method.alpha)
+        eos = load_tokenizer(a.policy).eos_token_id  # |y| counts policy tokens before the EOS
+        reward_func = make_reward_func(method.objective, _reward_model(a), method.alpha, eos)
         history = train_rl(a.policy, rows, reward_func, method.beta, rl_config(a.params["rl"], method.algorithm),
                            a.out, ckpt)
     elif method.kind == "dpo":

@@ -142,6 +142,27 @@ def batch_errors(task: str, t: dict) -> list[str]:
     return errors
 
 
+def pair_length_errors(task: str, t: dict) -> list[str]:
+    """A preference RM scores (document, completion) pairs and cuts only the document (rewards.encode):
+    its max_length must hold the longest completion a policy may write beside a document of at
+    least MIN_DOCUMENT_TOKENS (with 3 special tokens), counting one RM token per policy token."""
+    from .rewards import MIN_DOCUMENT_TOKENS
+
+    rm = t.get("reward_model", {})
+    if not rm.get("score", {}).get("pair_input"):
+        return []
+    caps = {f"{task}.{s}.max_new_tokens": t.get(s, {}).get("max_new_tokens") for s in ("rl", "generate")}
+    errors = []
+    for section in ("score", "train"):
+        length = rm.get(section, {}).get("max_length")
+        for key, cap in caps.items():
+            if isinstance(length, int) and isinstance(cap, int) and length < cap + MIN_DOCUMENT_TOKENS + 3:
+                errors.append(f"config key '{task}.reward_model.{section}.max_length': {length} cannot hold a "
+                              f"{cap}-token completion ({key}) beside {MIN_DOCUMENT_TOKENS} document tokens; "
+                              f"use at least {cap + MIN_DOCUMENT_TOKENS + 3}")
+    return errors
+
+
 def semantic_errors(config: dict) -> list[str]:
     errors = value_errors(config)
     for task in config["tasks"]:
@@ -185,6 +206,7 @@ def semantic_errors(config: dict) -> list[str]:
         if any(m.startswith("dpo") for m in t.get("methods", [])) and ("sft" not in t.get("methods", []) or "dpo" not in t):
             errors.append(f"config key '{task}.methods': DPO trains from the SFT policy, so it needs 'sft' in "
                           f"{task}.methods and a '{task}.dpo' section")
+        errors += pair_length_errors(task, t)
         if task == "wiki" and "generate" in t and "data" in t:
             gen, demo = t["generate"].get("max_new_tokens"), t["data"].get("eval_demo_tokens")
             if gen != demo:

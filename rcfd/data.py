@@ -398,13 +398,14 @@ def _fit_document(sentences: list[str], tokenizer, max_tokens: int) -> str:
     return " ".join(kept)
 
 
-def corruptions(paper: dict, aspect: str, others: list[dict]) -> list[str]:
-    """Summaries a reader prefers the human one to: another paper's summary of the same aspect, the
-    human summary cut in half, the document's lead sentence copied, the same paper's summary of
-    another aspect (when there is one)."""
+def corruptions(paper: dict, aspect: str, other: dict | None) -> list[str]:
+    """Summaries a reader prefers the human one to: another paper's summary of the same aspect (when
+    one is given), the human summary cut in half, the document's lead sentence copied, the same
+    paper's summary of another aspect (when there is one)."""
     human = paper["summary"][aspect]
     words = human.split()
-    out = [others[0]["summary"][aspect], " ".join(words[: max(1, len(words) // 2)]), paper["sentences"][0]]
+    out = [other["summary"][aspect]] if other and aspect in other["summary"] else []
+    out += [" ".join(words[: max(1, len(words) // 2)]), paper["sentences"][0]]
     out += [paper["summary"][a] for a in paper["summary"] if a != aspect][:1]
     return [c for c in out if c.strip() and c != human]
 
@@ -427,27 +428,23 @@ def prepare_summaries(cfg: SummaryDataConfig, papers: list[dict], tokenizer) -> 
         doc = _fit_document(paper["sentences"], tokenizer, cfg.max_prompt_tokens)
         return f"{cfg.instruction.format(aspect=aspect)}\n\n{doc}\n\nSummary:"
 
-    def others(paper):
-        pool = [p for p in papers if p["id"] != paper["id"]]
-        return [rng.choice(pool)]
+    def other(paper, pool):
+        """Another paper of the same split: a rejected text never leaks a text of another split
+        (an evaluation demonstration must not be a reward-model or DPO training text)."""
+        pool = [p for p in pool if p["id"] != paper["id"]]
+        return rng.choice(pool) if pool else None
 
     n_rm_eval = max(1, int(len(rm_papers) * cfg.rm_eval_fraction))
     rm_pairs = []
-    for i, paper in enumerate(rm_papers):
-        for aspect in [a for a in cfg.aspects if a in paper["summary"]]:
-            prompt = prompt_of(paper, aspect)
-            rejected = paper.get("rejected", {}).get(aspect)
-            for bad in [rejected] if rejected else corruptions(paper, aspect, others(paper)):
-                rm_pairs.append({"id": f"{paper['id']}-{aspect}", "split": "eval" if i < n_rm_eval else "train",
-                                 "prompt": prompt, "chosen": " " + paper["summary"][aspect], "rejected": " " + bad})
-    prompts = []
-    for paper in policy_papers:
-        for aspect in [a for a in cfg.aspects if a in paper["summary"]]:
-            demo = " " + paper["summary"][aspect]
-            rejected = paper.get("rejected", {}).get(aspect) or rng.choice(corruptions(paper, aspect, others(paper)))
-            prompts.append({"id": f"{paper['id']}-{aspect}", "prompt": prompt_of(paper, aspect), "demo": demo,
-                            "demo_tokens": len(tokenizer(demo, add_special_tokens=False)["input_ids"]),
-                            "rejected": " " + rejected})
+    for split, pool in (("eval", rm_papers[:n_rm_eval]), ("train", rm_papers[n_rm_eval:])):
+        for paper in pool:
+            for aspect in [a for a in cfg.aspects if a in paper["summary"]]:
+                rejected = paper.get("rejected", {}).get(aspect)
+                for bad in [rejected] if rejected else corruptions(paper, aspect, other(paper, pool)):
+                    rm_pairs.append({"id": f"{paper['id']}-{aspect}", "split": split, "prompt": prompt_of(paper, aspect),
+                                     "chosen": " " + paper["summary"][aspect], "rejected": " " + bad})
+    prompts = [{"id": f"{paper['id']}-{aspect}", "paper": paper, "aspect": aspect}
+               for paper in policy_papers for aspect in [a for a in cfg.aspects if a in paper["summary"]]]
     n_train = len(prompts) - cfg.n_eval_prompts if cfg.n_train_prompts is None else cfg.n_train_prompts
     if n_train < 1 or cfg.n_eval_prompts + n_train > len(prompts):
         raise InputError(f"summaries data: {len(prompts)} prompts and {len(rm_pairs)} reward-model pairs; the config "
@@ -455,6 +452,23 @@ def prepare_summaries(cfg: SummaryDataConfig, papers: list[dict], tokenizer) -> 
                          f"reward-model papers from splits {cfg.rm_splits}")
     prompts = [dict(p, split="eval" if i < cfg.n_eval_prompts else "train")
                for i, p in enumerate(prompts[: cfg.n_eval_prompts + n_train])]
+    # a paper's summaries stay in one split: the training prompts of a paper that straddles the
+    # eval/train boundary are dropped (its other summaries are rejected texts of each other);
+    # DPO's rejected text then comes from a paper of the prompt's own split
+    eval_papers = {p["paper"]["id"] for p in prompts if p["split"] == "eval"}
+    straddling = [p for p in prompts if p["split"] == "train" and p["paper"]["id"] in eval_papers]
+    if straddling:
+        log.info("summaries: %d training prompts dropped, their paper has evaluation prompts", len(straddling))
+        prompts = [p for p in prompts if p not in straddling]
+    pools = {"eval": [p for p in policy_papers if p["id"] in eval_papers],
+             "train": [p for p in policy_papers if p["id"] not in eval_papers]}
+    for p in prompts:
+        paper, aspect = p.pop("paper"), p.pop("aspect")
+        demo = " " + paper["summary"][aspect]
+        rejected = (paper.get("rejected", {}).get(aspect)
+                    or rng.choice(corruptions(paper, aspect, other(paper, pools[p["split"]]))))
+        p.update(prompt=prompt_of(paper, aspect), demo=demo, rejected=" " + rejected,
+                 demo_tokens=len(tokenizer(demo, add_special_tokens=False)["input_ids"]))
     check_disjoint({split: [p["prompt"] + p["demo"] for p in prompts if p["split"] == split] for split in
                     ("train", "eval")} | {"reward-model chosen": [r["prompt"] + r["chosen"] for r in rm_pairs]},
                    "summaries data")

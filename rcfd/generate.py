@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .models import load_policy, load_tokenizer
+from .rewards import completion_length
 from .utils import batched, log, pick_device, seed_everything
 
 
@@ -43,7 +44,7 @@ def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: Gener
         new = gen[:, enc["input_ids"].shape[1]:]
         for (r, s), ids in zip(chunk, new):
             ids = ids[ids != tok.pad_token_id] if tok.pad_token_id != tok.eos_token_id else ids
-            n = int((ids != tok.eos_token_id).cumprod(0).sum())  # tokens before the first eos
+            n = completion_length(ids, tok.eos_token_id)
             out.append({"id": r["id"], "sample": s, "prompt": r["prompt"],
                         "completion": tok.decode(ids[:n], skip_special_tokens=True), "completion_tokens": n})
         log.info("generated %d/%d (%.0fs)", len(out), len(jobs), time.time() - t0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import InputError, batched
+from .utils import InputError, batched, log
 
 
 def rcfd_reward(policy_reward: torch.Tensor | float, demo_reward: torch.Tensor | float):
@@ -89,11 +89,45 @@ def set_head_activation(model, name: str) -> None:
     model.config.head_activation = name
 
 
+MIN_DOCUMENT_TOKENS = 32  # a (document, completion) pair keeps at least this much of its document
+
+
 def encode(tokenizer, texts: list[str], pairs: list[str] | None, max_length: int):
-    """Encoder input for texts, or for (text, pair) pairs; a pair too long is cut from its longer
-    side first (the document, in practice, rather than the completion being judged)."""
-    return tokenizer(texts, pairs, padding=True, truncation="longest_first", max_length=max_length,
+    """Encoder input for texts, or for (document, completion) pairs. A pair too long loses the end of
+    its document only, row by row, never the completion being judged: otherwise a longer answer
+    would be scored against a shorter document, an input that changes with the very length a
+    reward is about. The config check (rcfd.config) sizes max_length to hold the longest
+    completion a policy may write; a longer one (pathological text) keeps its first
+    max_length - MIN_DOCUMENT_TOKENS - specials tokens, with a warning."""
+    if pairs is None:
+        return tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+    room = max_length - tokenizer.num_special_tokens_to_add(pair=True) - MIN_DOCUMENT_TOKENS
+    pairs = cut_to_tokens(tokenizer, pairs, room)
+    return tokenizer(texts, pairs, padding=True, truncation="only_first", max_length=max_length,
                      return_tensors="pt")
+
+
+def cut_to_tokens(tokenizer, texts: list[str], n: int) -> list[str]:
+    """Each text cut after its first n tokens (unchanged when it has no more)."""
+    enc = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True)
+    out = []
+    for text, ids, offsets in zip(texts, enc["input_ids"], enc["offset_mapping"]):
+        if len(ids) > n:
+            log.warning("a completion of %d reward-model tokens is cut to %d to fit max_length", len(ids), n)
+            text = text[:offsets[n - 1][1]]
+            while len(tokenizer(text, add_special_tokens=False)["input_ids"]) > n:  # a word split differently
+                text = text[:-1]
+        out.append(text)
+    return out
+
+
+def completion_length(ids, eos_token_id: int | None) -> int:
+    """|y| in policy tokens: the tokens before the first EOS, the EOS itself not counted. The one
+    definition of length: R_length during training (TRL's completion_ids end with the EOS when the
+    policy stopped), the demonstrations' demo_tokens (text without EOS) and the evaluation's
+    completion_tokens."""
+    ids = [int(t) for t in ids]
+    return ids.index(eos_token_id) if eos_token_id in ids else len(ids)
 
 
 def mean_or_nan(values: list[float]) -> float:
@@ -181,7 +215,7 @@ def rcfd_multi_reward(rewards: list[torch.Tensor], demo_rewards: list[torch.Tens
     return sum(whiten(rcfd_reward(r, d)) for r, d in zip(rewards, demo_rewards))
 
 
-def make_reward_func(objective: str, reward_model, alpha: float = 0.0):
+def make_reward_func(objective: str, reward_model, alpha: float = 0.0, eos_token_id: int | None = None):
     """The TRL reward callable for an objective:
 
     "reward"  R_RM + alpha * R_length  (R and R_beta with alpha = 0; the paper's R_alpha otherwise)
@@ -189,7 +223,8 @@ def make_reward_func(objective: str, reward_model, alpha: float = 0.0):
     "rcfd2"   RCfD on the two rewards R_RM and R_length (`rcfd_multi_reward`)
 
     TRL passes every dataset column as a keyword argument: RCfD reads `demo_reward` (scored once
-    before training) and, with two rewards, `demo_tokens`; lengths come from `completion_ids`.
+    before training) and, with two rewards, `demo_tokens`; lengths come from `completion_ids`
+    (`completion_length`, the policy's `eos_token_id` not counted).
     """
     if objective not in ("reward", "rcfd", "rcfd2"):
         raise ValueError(f"unknown objective {objective!r}")
@@ -199,7 +234,8 @@ def make_reward_func(objective: str, reward_model, alpha: float = 0.0):
         needs_length = objective == "rcfd2" or alpha != 0
         if needs_length and completion_ids is None:
             raise ValueError("the length reward needs TRL's 'completion_ids'")
-        length = torch.tensor([float(len(ids)) for ids in completion_ids]) if needs_length else None
+        length = (torch.tensor([float(completion_length(ids, eos_token_id)) for ids in completion_ids])
+                  if needs_length else None)
         if objective != "reward" and demo_reward is None:
             raise ValueError("the RCfD reward needs a 'demo_reward' column in the training data")
         if objective == "reward":

@@ -189,6 +189,10 @@ MALFORMED = [
     (("summaries", "alphas"), [0.01, 1e-9], "config key 'summaries.alphas': 1e-09 makes the run name 'alpha1e-09'"),
     (("summaries", "alphas"), [0.01, 0.0100000001], "config key 'summaries.alphas': values"),
     (("summaries", "methods"), ["base", "dpo"], "config key 'summaries.methods': DPO trains from the SFT policy"),
+    (("summaries", "reward_model", "score", "max_length"), 100,
+     "config key 'summaries.reward_model.score.max_length': 100 cannot hold a 80-token completion"),
+    (("summaries", "reward_model", "train", "max_length"), 114,
+     "config key 'summaries.reward_model.train.max_length': 114 cannot hold a 80-token completion"),
     # top level
     (("tasks",), ["movies", "films"], "config key 'tasks.1'"),
     (("tasks",), [], "config key 'tasks'"),

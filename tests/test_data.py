@@ -147,6 +147,31 @@ def test_prepare_summaries(tmp_path, tiny_models):
         read_aclsum(_bad_zip(tmp_path))
 
 
+@pytest.mark.parametrize("n_eval", [9, 10])  # 10: one paper's aspects straddle the eval/train boundary
+def test_summaries_no_text_crosses_splits(tmp_path, tiny_models, n_eval):
+    """No evaluation text is a training text anywhere: not in the reward model's data (chosen or
+    rejected, any RM split), not as a training prompt's rejected (DPO) text; the RM's own eval
+    pairs draw their rejected texts from RM-eval papers only."""
+    from rcfd.data import SummaryDataConfig, prepare_summaries, read_aclsum
+
+    papers = read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
+    prompts, pairs = prepare_summaries(SummaryDataConfig(n_eval_prompts=n_eval, max_prompt_tokens=64), papers,
+                                       load_tokenizer(tiny_models["llama"]))
+    summaries = {p["id"]: {s.strip() for s in p["summary"].values()} for p in papers}
+    paper_of = {p["id"]: p["id"].rsplit("-", 1)[0] for p in prompts + pairs}
+    eval_texts = set().union(*(summaries[paper_of[p["id"]]] for p in prompts if p["split"] == "eval"))
+    rm_texts = {r[k].strip() for r in pairs for k in ("chosen", "rejected")}
+    train_texts = {p[k].strip() for p in prompts if p["split"] == "train" for k in ("demo", "rejected")}
+    assert eval_texts and not eval_texts & rm_texts and not eval_texts & train_texts
+    policy_texts = {p[k].strip() for p in prompts for k in ("demo", "rejected")}
+    assert not policy_texts & rm_texts  # the RM never sees a policy paper's summary
+    rm_eval = set().union(*(summaries[paper_of[r["id"]]] for r in pairs if r["split"] == "eval"))
+    assert not rm_eval & {r[k].strip() for r in pairs if r["split"] == "train" for k in ("chosen", "rejected")}
+    assert sum(p["split"] == "eval" for p in prompts) == n_eval
+    train_papers = {paper_of[p["id"]] for p in prompts if p["split"] == "train"}
+    assert not train_papers & {paper_of[p["id"]] for p in prompts if p["split"] == "eval"}
+
+
 def _bad_zip(tmp_path):
     import zipfile
 

@@ -131,6 +131,58 @@ def test_preference_reward_funcs(tiny_models):
         make_reward_func("rcfd2", rm)(prompts=prompts, completions=completions, completion_ids=ids, demo_reward=scores)
 
 
+def test_pair_truncation_cuts_the_document_never_the_summary(tiny_models):
+    """A (document, summary) pair longer than max_length loses the end of its document only, row by
+    row: a summary's score does not change however long its document is beyond the cut, and its
+    tokens are all in the encoder's input; a short row in the same batch is not cut at all."""
+    from rcfd.rewards import MIN_DOCUMENT_TOKENS, encode
+
+    cfg = RewardModelConfig(positive_label=0, pair_input=True, max_length=128)
+    rm = ClassifierReward(tiny_models["bert"], cfg, "cpu")
+    doc = "Summarize: " + " ".join(["the cast was loud and the film was long"] * 20)
+    summaries = [" Loud cast.", " A long film with a loud cast that the critics found far too long."]
+    scores = rm.score([doc] * 2, summaries)
+    assert rm.score([doc + " and more text after the cut"] * 2, summaries) == pytest.approx(scores, abs=1e-6)
+    tok = rm.tokenizer
+    enc = encode(tok, [doc, "Summarize: a quiet film."], [summaries[1], summaries[0]], cfg.max_length)
+    row = enc["input_ids"][0]
+    assert len(row) == 128 and tok.decode(row, skip_special_tokens=True).endswith(summaries[1])  # all of it
+    short = tok("Summarize: a quiet film.", summaries[0])["input_ids"]
+    assert enc["input_ids"][1].tolist()[:len(short)] == short and enc["attention_mask"][1].sum() == len(short)
+    # a completion too long for any document (pathological text) keeps its first tokens and the
+    # document its first MIN_DOCUMENT_TOKENS
+    huge = " ".join(["loud"] * 300)
+    row = encode(tok, [doc], [huge], cfg.max_length)["input_ids"][0]
+    doc_ids = tok(doc, add_special_tokens=False)["input_ids"]
+    text = tok.decode(row, skip_special_tokens=True)
+    assert len(row) == 128 and text.startswith(tok.decode(doc_ids[:MIN_DOCUMENT_TOKENS]))
+    assert not text.startswith(tok.decode(doc_ids[:MIN_DOCUMENT_TOKENS + 1])) and text.endswith("loud")
+
+
+def test_one_length_definition():
+    """|y| = policy tokens before the first EOS, the EOS not counted: TRL's completion_ids (which
+    end with the EOS when the policy stopped), the generations' completion_tokens and the
+    demonstrations' demo_tokens (text, no EOS) count the same answer the same."""
+    from rcfd.rewards import completion_length
+
+    eos = 2
+    assert completion_length([5, 6, 7, eos], eos) == 3  # stopped: the EOS is not a token of y
+    assert completion_length([5, 6, 7], eos) == 3  # cut at the generation cap
+    assert completion_length(torch.tensor([5, eos, 9, 9]), eos) == 1  # padding after the EOS
+    assert completion_length([eos], eos) == 0 and completion_length([], eos) == 0
+
+    class Constant:
+        def score(self, prompts, completions):
+            return [0.0] * len(prompts)
+
+    reward = make_reward_func("reward", Constant(), alpha=1.0, eos_token_id=eos)
+    assert reward(prompts=["a", "b"], completions=["x", "y"], completion_ids=[[5, 6, eos], [5, 6]]) == [-2.0, -2.0]
+    two = make_reward_func("rcfd2", Constant(), eos_token_id=eos)
+    got = two(prompts=["a", "b"], completions=["x", "y"], completion_ids=[[5, 6, eos], [5, 6, 7, 8]],
+              demo_reward=[0.0, 0.0], demo_tokens=[2, 2])
+    assert got[0] == pytest.approx(1 / 2 ** 0.5) and got[1] == pytest.approx(-1 / 2 ** 0.5)  # on target: best
+
+
 def test_relu_head_is_unbounded_and_survives_a_reload(tiny_models, tmp_path):
     """BERT's classifier head (pooler dense -> tanh -> linear) bounds the logit by |W|_1 + |b|;
     the DistilBERT-style head (ReLU in place of tanh) does not, and a saved model keeps it."""
