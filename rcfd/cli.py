@@ -397,12 +397,25 @@ def step_calibration(a) -> None:
 
 def _benchmarks(folder: str | None) -> dict[str, float]:
     """Wall seconds per job, from Snakemake's benchmark files."""
-    import pandas as pd
+    from .tables import read_benchmarks
 
     if not folder or not Path(folder).is_dir():
         return {}
-    return {str(f.relative_to(folder)): float(pd.read_csv(f, sep="\t")["s"].iloc[0])
-            for f in sorted(Path(folder).rglob("*.tsv"))}
+    return {r.path: float(r.s) for r in read_benchmarks(folder).itertuples()}
+
+
+def step_time_breakdown(a) -> None:
+    """Where the run's job-minutes went, per rule (rcfd.tables.time_breakdown), from the benchmark
+    files under --benchmarks; params.rules: the workflow's rules."""
+    from .tables import read_benchmarks, time_breakdown
+
+    if not Path(a.benchmarks).is_dir():
+        raise InputError(f"--benchmarks {a.benchmarks}: no such folder")
+    jobs = read_benchmarks(a.benchmarks)
+    caption = (f"Where the run's time goes: job-minutes per rule from Snakemake's benchmark files "
+               f"({len(jobs)} jobs; jobs that ran side by side both count, so the total exceeds the wall time; "
+               f"CPU-minutes over job-minutes: the cores a job kept busy)")
+    _write_table(a, time_breakdown(jobs, a.params["rules"]), caption)
 
 
 def step_figure(a) -> None:
@@ -461,6 +474,7 @@ STEPS = {
                                  "scored", "metrics", "curve"]),
     "validate_judge": (step_validate_judge, ["judge", "data", "rm_data", "cases", "out"]),
     "table": (step_table, ["metrics+", "scored+", "judge_validation+", "benchmarks", "out"]),
+    "time_breakdown": (step_time_breakdown, ["benchmarks", "out"]),
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
     "comparison": (step_comparison, ["metrics+", "scored+", "judge_validation+", "out"]),
     "appendix_alignment": (step_appendix_alignment, ["scored+", "metrics+", "out"]),

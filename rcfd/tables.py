@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .methods import parse_method, sort_key
-from .utils import InputError, atomic, write_csv
+from .utils import InputError, atomic, log, write_csv
 
 CI = "_ci95"  # suffix of a column holding the 95% CI half-width of the column it follows
 CI_NOTE = (" Values: mean ± half-width of the 95% confidence interval of the mean over seeds (Student t, "
@@ -291,6 +291,47 @@ def write_table(table: pd.DataFrame, prefix: str | Path, caption: str, decimals:
         tmp.write_text(shown.to_latex(index=False, caption=caption, float_format=f"%.{decimals}f"), encoding="utf-8")
     return paths
 
+
+
+def read_benchmarks(folder: str | Path) -> pd.DataFrame:
+    """Snakemake's benchmark files under `folder` (<rule>.tsv or <rule>/<wildcards>.tsv), one row per
+    job: path, rule, wall seconds `s`, CPU seconds `cpu_time`, peak resident memory `max_rss` (MB)."""
+    rows = []
+    for f in sorted(Path(folder).rglob("*.tsv")):
+        rel = f.relative_to(folder)
+        try:
+            job = pd.read_csv(f, sep="\t").iloc[0]
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, IndexError) as e:
+            raise InputError(f"benchmark file {f}: not a Snakemake benchmark ({e})") from e
+        missing = {"s", "cpu_time", "max_rss"} - set(job.index)
+        if missing:
+            raise InputError(f"benchmark file {f}: no column {sorted(missing)[0]!r}")
+        rows.append({"path": str(rel), "rule": rel.parts[0].removesuffix(".tsv"),
+                     **{k: pd.to_numeric(job[k], errors="coerce") for k in ("s", "cpu_time", "max_rss")}})
+    return pd.DataFrame(rows, columns=["path", "rule", "s", "cpu_time", "max_rss"])
+
+
+def time_breakdown(jobs: pd.DataFrame, rules: list[str]) -> pd.DataFrame:
+    """Where a run spends its job-minutes: per rule, the jobs, their summed wall minutes and share,
+    the longest job, CPU minutes (over wall: the cores a job kept busy) and the peak memory; rules in
+    `rules` (the workflow's) only, biggest first, and a total row. Job-minutes add up the jobs that
+    ran side by side, so they exceed the run's wall time when jobs run in parallel."""
+    unknown = sorted(set(jobs["rule"]) - set(rules))
+    if unknown:
+        log.warning("time breakdown: benchmark folders of no rule of this workflow left out: %s", unknown)
+    jobs = jobs[jobs["rule"].isin(rules)]
+    if jobs.empty:
+        raise InputError("time breakdown: no benchmark file of this workflow's rules")
+    g = jobs.groupby("rule")
+    table = pd.DataFrame({"jobs": g.size(), "job-minutes": g["s"].sum() / 60, "longest job (min)": g["s"].max() / 60,
+                          "CPU-minutes": g["cpu_time"].sum() / 60, "peak memory (GB)": g["max_rss"].max() / 1024})
+    table = table.sort_values("job-minutes", ascending=False)
+    table.insert(2, "share (%)", 100 * table["job-minutes"] / table["job-minutes"].sum())
+    total = pd.DataFrame({"jobs": [len(jobs)], "job-minutes": [table["job-minutes"].sum()], "share (%)": [100.0],
+                          "longest job (min)": [table["longest job (min)"].max()],
+                          "CPU-minutes": [table["CPU-minutes"].sum()],
+                          "peak memory (GB)": [table["peak memory (GB)"].max()]}, index=["total"])
+    return pd.concat([table, total]).rename_axis("rule").reset_index().round(2)
 
 
 ALGORITHM_COLUMNS = {"alignment": "A ↓", "avg_reward": "avg R", "mean_tokens": "length", "distinct_2": "distinct-2",

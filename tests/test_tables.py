@@ -167,6 +167,39 @@ def test_rloo_vs_ppo_table():
         algorithm_comparison(pd.DataFrame(rows[4:]), {})
 
 
+def _benchmark(path, seconds, cpu, rss):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{seconds}\t0:00:00\t{rss}\t1\t1\t1\t0\t0\t50\t{cpu}\n")
+
+
+def test_time_breakdown_by_hand(tmp_path):
+    """Job-minutes per rule from benchmark files laid out as Snakemake writes them (<rule>.tsv and
+    <rule>/<wildcards>.tsv), biggest first, with a total; folders of no workflow rule left out."""
+    from rcfd.tables import read_benchmarks, time_breakdown
+
+    b = tmp_path / "benchmarks"
+    _benchmark(b / "train/movies/rcfd/seed0.tsv", 600, 1150, 3000)
+    _benchmark(b / "train/movies/sft/seed0.tsv", 120, 200, 2500)
+    _benchmark(b / "evaluate/movies/rcfd/seed0.tsv", 180, 170, 3500)
+    _benchmark(b / "table6.tsv", 6, 5, 300)
+    _benchmark(b / "old_rule/x.tsv", 999, 999, 1)  # a rule this workflow no longer has
+    jobs = read_benchmarks(b)
+    assert sorted(jobs["rule"]) == ["evaluate", "old_rule", "table6", "train", "train"]
+    table = time_breakdown(jobs, ["train", "evaluate", "table6", "figure3"]).set_index("rule")
+    assert list(table.index) == ["train", "evaluate", "table6", "total"]
+    assert table.loc["train"].to_dict() == {"jobs": 2, "job-minutes": 12.0, "share (%)": round(100 * 720 / 906, 2),
+                                            "longest job (min)": 10.0, "CPU-minutes": 22.5,
+                                            "peak memory (GB)": round(3000 / 1024, 2)}
+    assert table.loc["total", "jobs"] == 4 and table.loc["total", "job-minutes"] == 15.1
+    assert table.loc["total", "peak memory (GB)"] == round(3500 / 1024, 2)
+    with pytest.raises(InputError, match="no benchmark file of this workflow's rules"):
+        time_breakdown(jobs, ["figure2"])
+    (b / "table6.tsv").write_text("a\tb\n1\t2\n")
+    with pytest.raises(InputError, match="table6.tsv: no column"):
+        read_benchmarks(b)
+
+
 def test_calibration_table_one_row_per_method_from_scored_samples():
     from rcfd.tables import APPENDIX, calibration_table
 

@@ -143,6 +143,13 @@ def test_smoke_dag_builds_every_output(smoke_run):
     # every rule left a log and a benchmark
     assert (results / "logs/train/movies/rcfd/seed0.log").stat().st_size > 0
     assert (results / "benchmarks/train/movies/rcfd/seed0.tsv").exists()
+    # the last job: job-minutes per rule, from those benchmarks (every job of the run but itself)
+    breakdown = pd.read_csv(results / "tables/time_breakdown.csv").set_index("rule")
+    benchmarks = [p for p in (results / "benchmarks").rglob("*.tsv") if p.name != "time_breakdown.tsv"]
+    assert breakdown.loc["total", "jobs"] == len(benchmarks)
+    assert {"train", "generate", "evaluate", "table6", "figure3"} <= set(breakdown.index)
+    assert breakdown.drop("total")["jobs"].sum() == len(benchmarks)
+    assert abs(breakdown.drop("total")["share (%)"].sum() - 100) < 0.1
 
 
 def test_smoke_dag_builds_the_loglik_use_case(smoke_run):
@@ -182,7 +189,7 @@ def test_changing_one_beta_reruns_only_that_branch(smoke_run):
     changed.write_text(yaml.safe_dump(config))
     plan = _planned(work, changed)
     assert plan == {"train": 1, "generate": 1, "evaluate": 1, "table6": 1, "figure3": 1, "comparison": 1,
-                    "appendix_alignment": 1, "calibration": 1, "training_curves": 1, "all": 1}
+                    "appendix_alignment": 1, "calibration": 1, "training_curves": 1, "time_breakdown": 1, "all": 1}
 
 
 def test_report_holds_every_table_and_figure(smoke_run, tmp_path):
@@ -194,7 +201,7 @@ def test_report_holds_every_table_and_figure(smoke_run, tmp_path):
     subprocess.run([sys.executable, "-m", "snakemake", "--report", str(report), "--configfile", str(configfile)],
                    cwd=work, capture_output=True, text=True, check=True)
     html = report.read_text()
-    names = ["table6.csv", "table5.csv", "table1.csv", "comparison.csv", "appendix_alignment.csv",
+    names = ["table6.csv", "table5.csv", "table1.csv", "comparison.csv", "appendix_alignment.csv", "time_breakdown.csv",
              "figure3.png", "figure2.png", "figure5.png", "figure4.png"]
     assert all(name in html for name in names), [n for n in names if n not in html]
     for text in ("Use case 2a (movie reviews)", "Comparison with the paper", "Appendix",

@@ -90,6 +90,31 @@ rule comparison:
         " --out {params.prefix:q} > {log:q} 2>&1"
 
 
+# Where the run's job-minutes went, per rule, from the benchmark files: the last job of a run (its
+# inputs are every other table and figure, so every job it accounts for has finished).
+rule time_breakdown:
+    input:
+        run_targets(),
+    output:
+        in_report(table_files("time_breakdown"), "time_breakdown"),
+    params:
+        p=lambda w: as_json({"rules": workflow_rules()}),
+        benchmarks=BENCH,
+        prefix=prefix_of,
+    resources:
+        **job_resources("time_breakdown"),
+    threads: 1
+    log:
+        f"{LOGS}/time_breakdown.log",
+    benchmark:
+        f"{BENCH}/time_breakdown.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd time_breakdown --threads {threads} --params {params.p:q} --benchmarks {params.benchmarks:q}"
+        " --out {params.prefix:q} > {log:q} 2>&1"
+
+
 # Appendix: the alignment score's sensitivity to its estimator (bins, smoothing), every task run.
 rule appendix_alignment:
     input:
