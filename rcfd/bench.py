@@ -213,12 +213,12 @@ def bench_generate_and_train(cfg: BenchConfig, tok, prompts: list[str], device: 
                               pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, **extra)
 
     model.eval()
-    gen_s = {}
-    for compiled in (False, True):
+    gen_s = {True: float("nan")}  # compiled decoding: CUDA only, as in training (rl.compiled_generation)
+    for compiled in (False, True) if device.startswith("cuda") else (False,):
         log.info("(a) generation, %s: %d sequences x %d new tokens after %d prompt tokens",
                  "static cache + compiled decoding" if compiled else "TRL's default (dynamic cache, eager)", B, C, P)
         gen_s[compiled] = timed(lambda: generate(compiled), cfg.warmup, cfg.steps)  # noqa: B023 (called at once)
-    ids = generate(True)
+    ids = generate(device.startswith("cuda"))
     assert ids.shape == (B, P + C), ids.shape
 
     # (b) RLOO's loss at num_iterations 1 is -A * ratio with ratio = 1: the gradient of -A log pi(y|x)
@@ -234,7 +234,9 @@ def bench_generate_and_train(cfg: BenchConfig, tok, prompts: list[str], device: 
     losses = []
 
     def train_step():
-        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=device.startswith("cuda")):
+        # bf16 autocast as in training: always on GPU, on CPU when cpu_bf16 (the default config's CPU runs)
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16,
+                            enabled=device.startswith("cuda") or cfg.cpu_bf16):
             out = model(input_ids=ids, labels=labels, fused_lm_head=True)
             loss = -(advantages * out.log_probs).sum() / out.label_mask.sum()
         loss.backward()
@@ -282,7 +284,8 @@ def bench_rloo(cfg: BenchConfig, tok, prompts: list[str], device: str, ours: boo
         rm = ClassifierReward(str(work / "reward_model"), rm_cfg, device)
         demo_rewards = torch.randn(len(prompts), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
         rl = RLConfig(steps=n_steps, prompts_per_step=cfg.prompts, num_generations=cfg.generations,
-                      max_new_tokens=cfg.new_tokens, lora=cfg.lora, seed=cfg.seed, device=device)
+                      max_new_tokens=cfg.new_tokens, lora=cfg.lora, seed=cfg.seed, device=device,
+                      cpu_bf16=cfg.cpu_bf16, gradient_checkpointing=cfg.gradient_checkpointing)
         trainer = rl_trainer(model, tok, [{"prompt": p, "demo_reward": r} for p, r in zip(prompts, demo_rewards)],
                              make_reward_func("rcfd", rm), 0.0, rl, Checkpoints(work / "ours"))
     else:
@@ -346,6 +349,7 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
         "trl": trl.__version__, "peft": peft.__version__, "dtype": str(pick_dtype(device)).removeprefix("torch."),
         "shape": cfg.shape, "use_case": cfg.use_case, "prompts": cfg.prompts, "generations": cfg.generations,
         "sequences": B, "prompt_tokens": P, "new_tokens": C, "gradient_checkpointing": cfg.gradient_checkpointing,
+        "cpu_bf16": cfg.cpu_bf16 and not device.startswith("cuda"),
         "lora_r": cfg.lora.r, "lora_alpha": cfg.lora.lora_alpha, "warmup": cfg.warmup, "timed_steps": cfg.steps,
         "params_matmul": r["params_matmul"], "params_lora": r["params_lora"], "peak_bf16_tflops": peak,
         "gen_s": r["gen_s"], "gen_tok_s": B * C / r["gen_s"], "gen_mfu": mfu(gen_flops, r["gen_s"]),

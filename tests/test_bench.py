@@ -12,13 +12,16 @@ from rcfd.cli import main
 from rcfd.rl import PPOConfig
 from rcfd.utils import InputError
 
-THROUGHPUTS = ["gen_s", "gen_tok_s", "gen_s_compiled", "gen_tok_s_compiled", "train_s", "train_tok_s", "step_s_ours",
-               "step_s_trl", "speedup_vs_trl"]
-MFUS = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_floor_s", "gen_x_floor_compiled"]
+THROUGHPUTS = ["gen_s", "gen_tok_s", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
+# no GPU peak FLOP/s or bandwidth on CPU; no compiled decoding either (CUDA only, as in training)
+NOT_ON_CPU = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_floor_s", "gen_x_floor_compiled",
+              "gen_s_compiled", "gen_tok_s_compiled"]
 
 
-def test_bench_tiny_cpu(tmp_path):
-    params = {"prompts": 2, "prompt_tokens": 4, "new_tokens": 4, "warmup": 1, "steps": 2, "device": "cpu"}
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_bench_tiny_cpu(tmp_path, cpu_bf16):
+    params = {"prompts": 2, "prompt_tokens": 4, "new_tokens": 4, "warmup": 1, "steps": 2, "device": "cpu",
+              "cpu_bf16": cpu_bf16}
     assert main(["bench", "--shape", "tiny", "--out", str(tmp_path), "--params", json.dumps(params)]) == 0
     row = json.loads((tmp_path / "cpu-tiny-movies.json").read_text())
     for key in ["device", "torch", "transformers", "trl", "shape", "prompts", "sequences", "prompt_tokens",
@@ -26,7 +29,7 @@ def test_bench_tiny_cpu(tmp_path):
         assert key in row
     assert (row["shape"], row["sequences"], row["prompt_tokens"], row["new_tokens"]) == ("tiny", 4, 4, 4)
     assert all(math.isfinite(row[k]) and row[k] > 0 for k in THROUGHPUTS), row
-    assert all(math.isnan(row[k]) for k in MFUS)  # no GPU peak FLOP/s or bandwidth on CPU
+    assert all(math.isnan(row[k]) for k in NOT_ON_CPU) and row["cpu_bf16"] is cpu_bf16
     csv = pd.read_csv(tmp_path / "cpu-tiny-movies.csv")
     assert set(csv.columns) == set(row)
     assert csv["gen_tok_s"].iloc[0] > 0 and csv["train_mfu"].isna().all()
