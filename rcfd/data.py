@@ -456,10 +456,10 @@ def prepare_summaries(cfg: SummaryDataConfig, papers: list[dict], tokenizer) -> 
     # eval/train boundary are dropped (its other summaries are rejected texts of each other);
     # DPO's rejected text then comes from a paper of the prompt's own split
     eval_papers = {p["paper"]["id"] for p in prompts if p["split"] == "eval"}
-    straddling = [p for p in prompts if p["split"] == "train" and p["paper"]["id"] in eval_papers]
-    if straddling:
-        log.info("summaries: %d training prompts dropped, their paper has evaluation prompts", len(straddling))
-        prompts = [p for p in prompts if p not in straddling]
+    kept = [p for p in prompts if p["split"] == "eval" or p["paper"]["id"] not in eval_papers]
+    if len(kept) < len(prompts):
+        log.info("summaries: %d training prompts dropped, their paper has evaluation prompts", len(prompts) - len(kept))
+    prompts = kept
     pools = {"eval": [p for p in policy_papers if p["id"] in eval_papers],
              "train": [p for p in policy_papers if p["id"] not in eval_papers]}
     for p in prompts:
