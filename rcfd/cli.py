@@ -164,9 +164,9 @@ def step_train(a) -> None:
         from .rl import train_rl
 
         eos = load_tokenizer(a.policy).eos_token_id  # |y| counts policy tokens before the EOS
-        reward_func = make_reward_func(method.objective, _reward_model(a), method.alpha, eos)
-        history = train_rl(a.policy, rows, reward_func, method.beta, rl_config(a.params["rl"], method.algorithm),
-                           a.out, ckpt)
+        cfg = rl_config(a.params["rl"], method.algorithm)
+        reward_func = make_reward_func(method.objective, _reward_model(a), method.alpha, eos, cfg.empty_completion)
+        history = train_rl(a.policy, rows, reward_func, method.beta, cfg, a.out, ckpt)
     elif method.kind == "dpo":
         from .sft import DPOStepConfig, train_dpo
 
@@ -437,12 +437,17 @@ def step_figure(a) -> None:
 
 
 def step_training_curves(a) -> None:
-    """The RL runs' training-reward curves (rcfd.plots.training_curves) from their policy folders'
-    train_log.csv (--policies <run>/policy ...)."""
+    """The RL runs' training curves (rcfd.plots.training_curves) from their policy folders'
+    train_log.csv (--policies <run>/policy ...): the objective and, where logged, the samples' raw
+    R_RM and length, beside the training demonstrations' means (--demos, the scored demonstrations)."""
     from .plots import training_curves
 
     logs = {Path(policy).parent.parent.name: frame for policy, frame in _training_logs(a.policies, ["step", "reward"])}
-    paths = training_curves(logs, a.out)
+    demos = None
+    if a.demos:  # the training demonstrations' mean reward and length: the reference lines
+        rows = read_rows(a.demos, ["demo_reward", "demo_tokens"], ["demo_reward", "demo_tokens"], split="train")
+        demos = {k: sum(r[k] for r in rows) / len(rows) for k in ("demo_reward", "demo_tokens")}
+    paths = training_curves(logs, a.out, demos)
     _provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
 
 
@@ -480,7 +485,7 @@ STEPS = {
     "appendix_alignment": (step_appendix_alignment, ["scored+", "metrics+", "out"]),
     "calibration": (step_calibration, ["scored+", "metrics+", "out"]),
     "rloo_vs_ppo": (step_rloo_vs_ppo, ["metrics+", "policies+", "out"]),
-    "training_curves": (step_training_curves, ["policies+", "out"]),
+    "training_curves": (step_training_curves, ["policies+", "demos", "out"]),
     "bench": (step_bench, ["shape", "use_case", "out"]),
 }
 

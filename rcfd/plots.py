@@ -88,21 +88,45 @@ def demo_reward_histogram(rewards, prefix: str | Path, title: str, cfg: FigureCo
     return _save(fig, prefix, cfg)
 
 
-def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, window: int = 6,
-                    cfg: FigureConfig = STYLE) -> list[Path]:
-    """One panel per RL run: the training reward TRL logged per step (the run's own objective:
-    R_RM, R_alpha or the RCfD reward, before the KL term), its running mean over `window` steps, and
-    in the title the change of the mean reward between the last two quarters of training (about 0
-    at a plateau; compare with the per-step spread, also given)."""
+# the rows of the training-curve figure: train_log.csv column -> (axis label, the demonstrations'
+# column in demos_scored.jsonl that gives its reference line). The objective is TRL's `reward`;
+# the monitors are the batch's raw R_RM and length (rewards.log_monitors), whatever the objective.
+TRAINING_ROWS = {
+    "reward": ("training objective", None),
+    "monitor/reward_model": ("R_RM of the samples", "demo_reward"),
+    "monitor/length": ("length (policy tokens)", "demo_tokens"),
+}
+
+
+def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, demos: dict[str, float] | None = None,
+                    window: int = 6, cfg: FigureConfig = STYLE) -> list[Path]:
+    """One column per RL run, one row per logged quantity: the training objective TRL logged per
+    step (R_RM, R_alpha or the RCfD reward, before the KL term) and, where the log has them, the
+    samples' raw R_RM and length; each with its running mean over `window` steps and, in the
+    title, the change of the mean between the last two quarters of training (about 0 at a
+    plateau; compare with the per-step spread, also given). `demos`: the training
+    demonstrations' mean of a row's reference column (dashed), the target RCfD pulls towards."""
     names = sorted(logs, key=sort_key)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), squeeze=False)
-    for ax, name in zip(axes[0], names):
-        log = logs[name].dropna(subset=["reward"])
-        ax.plot(log["step"], log["reward"], lw=0.6, alpha=0.4, color="grey")
-        ax.plot(log["step"], log["reward"].rolling(window, min_periods=1).mean(), lw=1.4)
-        ax.set_title(f"{parse_method(name).label}\n{plateau_note(log['reward'])}", fontsize=8)
-        ax.set_xlabel("RL step")
-    axes[0][0].set_ylabel("training reward")
+    rows = [c for c in TRAINING_ROWS if any(c in logs[n] and logs[n][c].notna().any() for n in names)]
+    fig, axes = plt.subplots(len(rows), len(names), figsize=(3.2 * len(names), 2.6 * len(rows)), squeeze=False)
+    for j, name in enumerate(names):
+        for i, column in enumerate(rows):
+            ax, label, ref = axes[i][j], *TRAINING_ROWS[column]
+            log = logs[name].dropna(subset=[column]) if column in logs[name] else logs[name].iloc[:0]
+            if j == 0:
+                ax.set_ylabel(label)
+            if log.empty:  # a run logged before the monitors existed
+                ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="grey")
+                ax.set_xticks([]), ax.set_yticks([])
+                continue
+            ax.plot(log["step"], log[column], lw=0.6, alpha=0.4, color="grey")
+            ax.plot(log["step"], log[column].rolling(window, min_periods=1).mean(), lw=1.4)
+            if ref and demos and ref in demos:
+                ax.axhline(demos[ref], color="black", ls="--", lw=1, label="demonstrations")
+            title = plateau_note(log[column])
+            ax.set_title(f"{parse_method(name).label}\n{title}" if i == 0 else title, fontsize=8)
+            if i == len(rows) - 1:
+                ax.set_xlabel("RL step")
     return _save(fig, prefix, cfg)
 
 

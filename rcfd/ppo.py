@@ -151,8 +151,10 @@ class PPOTrainer:
         completion_ids = [c[m.bool()].tolist() for c, m in zip(completion.cpu(), mask.cpu())]
         texts = tok.batch_decode(completion_ids, skip_special_tokens=True)
         extra = {k: [r[k] for r in rows] for k in ("demo_reward", "demo_tokens") if k in rows[0]}
+        monitors = {}  # the reward callable's log_metric (TRL's interface): raw R_RM and length
         scores = torch.tensor(self.reward(prompts=[r["prompt"] for r in rows], completions=texts,
-                                          completion_ids=completion_ids, **extra), device=self.device)
+                                          completion_ids=completion_ids, log_metric=monitors.__setitem__, **extra),
+                              device=self.device)
 
         logp, values = logprobs_and_values(self.model, self.head, ids, attention, n_prompt)
         ref_logp = None
@@ -166,7 +168,7 @@ class PPOTrainer:
             advantages = whiten(advantages, mask)
         return dict(ids=ids, attention=attention, mask=mask, n_prompt=n_prompt, logp=logp, values=values * mask,
                     advantages=advantages, returns=returns, scores=scores, kl=kl.sum(1),
-                    lengths=mask.sum(1))
+                    lengths=mask.sum(1), monitors=monitors)
 
     def update(self, r: dict) -> dict[str, float]:
         """`num_iterations` epochs of clipped PPO updates on the rollout `r`; the last minibatch's losses."""
@@ -202,7 +204,7 @@ class PPOTrainer:
                 "step": self.step, **stats, "reward": scores.mean().item(), "reward_std": scores.std().item(),
                 "kl": rollout["kl"].mean().item(), "completions/mean_length": lengths.mean().item(),
                 "completions/clipped_ratio": (lengths >= self.cfg.max_new_tokens).float().mean().item(),
-                "step_time": time.time() - t0,
+                "step_time": time.time() - t0, **rollout["monitors"],
             })
             if self.step % self.cfg.logging_steps == 0 or self.step == self.cfg.steps:
                 log.info("ppo step %d/%d reward %.3f kl %.3f loss %.4f (%.1fs, %.0fs total)", self.step,

@@ -215,7 +215,11 @@ def rcfd_multi_reward(rewards: list[torch.Tensor], demo_rewards: list[torch.Tens
     return sum(whiten(rcfd_reward(r, d)) for r, d in zip(rewards, demo_rewards))
 
 
-def make_reward_func(objective: str, reward_model, alpha: float = 0.0, eos_token_id: int | None = None):
+EMPTY_COMPLETION = ("score", "worst")  # config `rl.empty_completion`
+
+
+def make_reward_func(objective: str, reward_model, alpha: float = 0.0, eos_token_id: int | None = None,
+                     empty_completion: str = "score"):
     """The TRL reward callable for an objective:
 
     "reward"  R_RM + alpha * R_length  (R and R_beta with alpha = 0; the paper's R_alpha otherwise)
@@ -225,17 +229,26 @@ def make_reward_func(objective: str, reward_model, alpha: float = 0.0, eos_token
     TRL passes every dataset column as a keyword argument: RCfD reads `demo_reward` (scored once
     before training) and, with two rewards, `demo_tokens`; lengths come from `completion_ids`
     (`completion_length`, the policy's `eos_token_id` not counted).
+
+    `empty_completion`: "score" (the paper) scores an empty answer like any other; "worst" gives it
+    the batch's worst reward, a guard against two-reward RCfD's collapse to empty answers (an empty
+    answer is closer to a short demonstration's length than a capped one). Each call also reports,
+    through TRL's `log_metric`, the batch's raw R_RM and length (`monitor/*` in train_log.csv): the
+    objective alone (e.g. RCfD's -(r - r_demo)^2) does not say where the policy's reward and length go.
     """
     if objective not in ("reward", "rcfd", "rcfd2"):
         raise ValueError(f"unknown objective {objective!r}")
+    if empty_completion not in EMPTY_COMPLETION:
+        raise InputError(f"config key 'rl.empty_completion' {empty_completion!r}: expected one of {EMPTY_COMPLETION}")
 
-    def reward_func(prompts, completions, completion_ids=None, demo_reward=None, demo_tokens=None, **_):
+    def reward_func(prompts, completions, completion_ids=None, demo_reward=None, demo_tokens=None, log_metric=None,
+                    **_):
         scores = torch.tensor(reward_model.score(prompts, completions))
-        needs_length = objective == "rcfd2" or alpha != 0
+        needs_length = objective == "rcfd2" or alpha != 0 or empty_completion == "worst"
         if needs_length and completion_ids is None:
-            raise ValueError("the length reward needs TRL's 'completion_ids'")
+            raise ValueError("the length reward and the empty-answer guard need TRL's 'completion_ids'")
         length = (torch.tensor([float(completion_length(ids, eos_token_id)) for ids in completion_ids])
-                  if needs_length else None)
+                  if completion_ids is not None else None)
         if objective != "reward" and demo_reward is None:
             raise ValueError("the RCfD reward needs a 'demo_reward' column in the training data")
         if objective == "reward":
@@ -248,9 +261,26 @@ def make_reward_func(objective: str, reward_model, alpha: float = 0.0, eos_token
             out = rcfd_multi_reward([scores, length_reward(length)],
                                     [torch.tensor(demo_reward, dtype=scores.dtype),
                                      length_reward(torch.tensor(demo_tokens, dtype=scores.dtype))])
-        # a completion with no token has no log-likelihood (NaN): give it the batch's worst reward
+        # a completion with no token has no log-likelihood (NaN): give it the batch's worst reward;
+        # with the guard, so does every empty answer
+        bad = out.isnan()
+        if empty_completion == "worst":
+            bad |= length == 0
         worst = out[~out.isnan()].min() if not out.isnan().all() else torch.tensor(0.0)
-        return torch.where(out.isnan(), worst, out).tolist()
+        if log_metric is not None:
+            log_monitors(log_metric, scores, length)
+        return torch.where(bad, worst, out).tolist()
 
     reward_func.__name__ = f"{objective}_reward"  # TRL logs rewards under the callable's name
     return reward_func
+
+
+def log_monitors(log_metric, scores: torch.Tensor, length: torch.Tensor | None) -> None:
+    """The batch's raw reward and length, whatever the objective: mean R_RM over the scorable
+    samples, mean |y| in policy tokens and the fraction of empty answers."""
+    finite = scores[~scores.isnan()]
+    if len(finite):
+        log_metric("monitor/reward_model", finite.mean().item())
+    if length is not None:
+        log_metric("monitor/length", length.mean().item())
+        log_metric("monitor/empty", (length == 0).float().mean().item())

@@ -39,6 +39,9 @@ class RLConfig(LoraTraining):
     # TRL turns transformers' compiled decoding off. The cache is sized once for the longest prompt,
     # so every step reuses one compiled graph.
     compile_generation: bool = True
+    # "score" (the paper): an empty answer is scored like any other; "worst": it gets the batch's
+    # worst reward (rewards.make_reward_func), a guard against collapsing to empty answers
+    empty_completion: str = "score"
 
 
 @dataclass

@@ -33,3 +33,29 @@ def test_a_figure_drawn_twice_is_the_same_bytes(tmp_path):
     second = demo_reward_histogram([0.1, 0.5, 2.0, 1.2], tmp_path / "b", "demos")
     for x, y in zip(first, second):
         assert x.read_bytes() == y.read_bytes(), x.name
+
+
+def test_training_curves_draw_the_objective_and_the_monitors(tmp_path, monkeypatch):
+    """One column per run, one row per logged quantity: the objective always, the raw R_RM and
+    length where a log has them (a run without them leaves its panels empty), the training
+    demonstrations' means as dashed lines on the monitors' rows."""
+    import rcfd.plots as plots
+
+    figures = []
+    monkeypatch.setattr(plots, "_save", lambda fig, prefix, cfg: figures.append(fig) or [])
+    steps = list(range(1, 9))
+    monitored = pd.DataFrame({"step": steps, "reward": [-1.0] * 8, "monitor/reward_model": [0.5] * 8,
+                              "monitor/length": [20.0] * 8})
+    old = pd.DataFrame({"step": steps, "reward": [0.1 * s for s in steps]})  # a log from before the monitors
+    plots.training_curves({"rcfd": monitored, "beta0": old}, tmp_path / "t", {"demo_reward": 0.7, "demo_tokens": 27.5})
+    axes = figures[0].axes
+    assert len(axes) == 6  # 3 rows x 2 runs
+    grid = {(round(ax.get_position().y0, 2), round(ax.get_position().x0, 2)): ax for ax in axes}
+    rows = [[grid[k] for k in sorted(grid) if k[0] == y] for y in sorted({k[0] for k in grid}, reverse=True)]
+    labels = [row[0].get_ylabel() for row in rows]
+    assert labels == ["training objective", "R_RM of the samples", "length (policy tokens)"]
+    beta0, rcfd = rows[0]  # sorted as the tables sort methods: R beta=0 before RCfD
+    assert "Δ last quarter +0.20" in beta0.get_title() and not rows[1][0].lines  # beta0 has no monitors
+    dashed = [line.get_ydata()[0] for row in rows[1:] for line in row[1].lines if line.get_linestyle() == "--"]
+    assert dashed == [0.7, 27.5]
+    assert not [line for line in rcfd.lines if line.get_linestyle() == "--"]  # no target drawn for the objective

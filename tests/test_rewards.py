@@ -210,3 +210,42 @@ def test_relu_head_is_unbounded_and_survives_a_reload(tiny_models, tmp_path):
     assert scores["relu"][0] > 10 * scores["relu"][1]
     with pytest.raises(Exception, match="head_activation 'gelu'"):
         set_head_activation(AutoModelForSequenceClassification.from_pretrained(tiny_models["bert"]), "gelu")
+
+
+def test_empty_completion_guard(tiny_models):
+    """rl.empty_completion: "score" (the paper) scores an empty answer like any other; "worst" gives
+    it the batch's worst reward (two-reward RCfD preferred empty answers to capped ones)."""
+    from rcfd.utils import InputError
+
+    rm = ClassifierReward(tiny_models["bert"], RewardModelConfig(), "cpu")
+    eos = 0
+    prompts, completions = ["This quiet film", "Her new film", "The cast"], [" was dull.", "", " was moving."]
+    ids = [[5, 6, eos], [eos], [7, 8, 9]]  # the second answer is empty: only the EOS
+    raw = rm.score(prompts, completions)
+    kw = dict(prompts=prompts, completions=completions, completion_ids=ids, demo_reward=[raw[1]] * 3)
+    scored = make_reward_func("rcfd", rm, eos_token_id=eos)(**kw)
+    assert scored[1] == pytest.approx(0.0, abs=1e-6)  # the empty answer hits the target exactly
+    guarded = make_reward_func("rcfd", rm, eos_token_id=eos, empty_completion="worst")(**kw)
+    assert guarded[1] == pytest.approx(min(scored), abs=1e-6) and guarded[1] < 0
+    assert guarded[0] == pytest.approx(scored[0]) and guarded[2] == pytest.approx(scored[2])
+    with pytest.raises(InputError, match="rl.empty_completion"):
+        make_reward_func("rcfd", rm, empty_completion="drop")
+    with pytest.raises(ValueError, match="completion_ids"):
+        make_reward_func("reward", rm, empty_completion="worst")(prompts=prompts, completions=completions)
+
+
+def test_monitors_log_the_raw_reward_and_length_of_the_scored_batch(tiny_models):
+    """Every reward callable reports, through TRL's log_metric, the batch's raw R_RM and length
+    (what RCfD's objective alone hides); one RM pass serves both."""
+    rm = ClassifierReward(tiny_models["bert"], RewardModelConfig(), "cpu")
+    calls = []
+    original = rm.score
+    rm.score = lambda p, c: calls.append(1) or original(p, c)
+    prompts, completions = ["This quiet film", "Her new film"], [" was dull.", ""]
+    ids = [[5, 6, 2], [2]]
+    logged = {}
+    out = make_reward_func("rcfd", rm, eos_token_id=2)(prompts=prompts, completions=completions, completion_ids=ids,
+                                                        demo_reward=[0.0, 0.0], log_metric=logged.__setitem__)
+    raw = original(prompts, completions)
+    assert logged == pytest.approx({"monitor/reward_model": np.mean(raw), "monitor/length": 1.0, "monitor/empty": 0.5})
+    assert out == pytest.approx([-r ** 2 for r in raw], abs=1e-6) and len(calls) == 1

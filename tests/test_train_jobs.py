@@ -92,6 +92,10 @@ def assert_resumes_like(whole, whole_out, method, params, tiny_models, prompts, 
     log_b = pd.read_csv(out / "train_log.csv").dropna(subset=["loss"])
     tail = log_a[log_a["step"] > 2].reset_index(drop=True)
     pd.testing.assert_series_equal(tail["loss"], log_b[log_b["step"] > 2]["loss"].reset_index(drop=True))
+    if "rl" in params:  # RLOO and PPO log the samples' raw R_RM and length every step (rewards.log_monitors)
+        for column in ("monitor/reward_model", "monitor/length", "monitor/empty"):
+            assert log_a[column].notna().all() and log_b[column].notna().all(), column
+        assert (log_a["monitor/length"] <= params["rl"]["max_new_tokens"]).all()
 
 
 def test_checkpoints_of_other_settings_are_not_resumed(tiny_models, prompts, tmp_path):

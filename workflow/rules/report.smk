@@ -166,6 +166,7 @@ use rule appendix_alignment as calibration with:
 rule training_curves:
     input:
         policies=lambda w: rl_runs(w.task, "policy"),
+        demos=f"{R}/data/{{task}}/demos_scored.jsonl",
     output:
         figure_files("training_{{task}}"),  # expand() keeps {task} a wildcard
     params:
@@ -182,7 +183,7 @@ rule training_curves:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd training_curves --threads {threads} --params {params.p:q} --policies {input.policies:q}"
-        " --out {params.prefix:q} > {log:q} 2>&1"
+        " --demos {input.demos:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 # RLOO next to PPO on the movie-review use case (`snakemake rloo_vs_ppo`): every RL method trained
