@@ -406,7 +406,9 @@ def _benchmarks(folder: str | None) -> dict[str, float]:
 
 def step_time_breakdown(a) -> None:
     """Where the run's job-minutes went, per rule (rcfd.tables.time_breakdown), from the benchmark
-    files under --benchmarks; params.rules: the workflow's rules."""
+    files under --benchmarks; params.rules: the workflow's rules. With --policies (the RL runs'
+    policy folders), also where an RL step's time went (rcfd.tables.rl_step_breakdown), written
+    beside it as rl_step_breakdown.*."""
     from .tables import read_benchmarks, time_breakdown
 
     if not Path(a.benchmarks).is_dir():
@@ -416,6 +418,18 @@ def step_time_breakdown(a) -> None:
                f"({len(jobs)} jobs; jobs that ran side by side both count, so the total exceeds the wall time; "
                f"CPU-minutes over job-minutes: the cores a job kept busy)")
     _write_table(a, time_breakdown(jobs, a.params["rules"]), caption)
+    if a.policies:  # and where an RL step's time goes, from the RL runs' training logs
+        from .tables import rl_step_breakdown
+
+        logs = {f"{Path(p).parents[2].name}/{Path(p).parents[1].name}": frame
+                for p, frame in _training_logs(a.policies, ["step_time"])}
+        a.out = str(Path(a.out).with_name("rl_step_breakdown"))
+        _write_table(a, rl_step_breakdown(logs),
+                     "Where an RL step's wall time goes (mean seconds per step, rl.StepPhases): sampling the completions "
+                     "(generate), the reward callable (reward), TRL's no-grad log-probabilities of the sampling policy and, "
+                     "with beta > 0, the reference (logprobs_no_grad), the loss's forward and backward passes, the "
+                     "optimizer step, and the rest of TRL's step (other: tokenising, advantages, metrics); last row: each "
+                     "phase's share of every timed step")
 
 
 def step_figure(a) -> None:
@@ -479,7 +493,7 @@ STEPS = {
                                  "scored", "metrics", "curve"]),
     "validate_judge": (step_validate_judge, ["judge", "data", "rm_data", "cases", "out"]),
     "table": (step_table, ["metrics+", "scored+", "judge_validation+", "benchmarks", "out"]),
-    "time_breakdown": (step_time_breakdown, ["benchmarks", "out"]),
+    "time_breakdown": (step_time_breakdown, ["benchmarks", "policies+", "out"]),
     "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
     "comparison": (step_comparison, ["metrics+", "scored+", "judge_validation+", "out"]),
     "appendix_alignment": (step_appendix_alignment, ["scored+", "metrics+", "out"]),

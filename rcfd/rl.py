@@ -8,9 +8,13 @@ PPO with a value head, the paper's optimiser, is rcfd/ppo.py (a PPOConfig select
 
 from __future__ import annotations
 
+import time
+from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from transformers import TrainerCallback
 
 from .checkpoints import Checkpoints, fault_injection, fit
@@ -83,6 +87,56 @@ class StallWarning(TrainerCallback):
                         state.global_step, self.streak)
 
 
+# the phases of an RLOO step that StepPhases times, in the order they run
+PHASES = ("generate", "reward", "logprobs_no_grad", "train_forward", "backward", "optimizer")
+
+
+class StepPhases(TrainerCallback):
+    """Where an RLOO step's wall time goes, logged every step as `time/<phase>` seconds beside
+    TRL's `step_time` (which covers all but the optimizer step): `generate` (sampling the
+    completions), `reward` (the reward callable: RM scoring), `logprobs_no_grad` (TRL's no-grad
+    forward passes: the sampling policy's log-probabilities, and the reference model's when
+    beta > 0), `train_forward` and `backward` (the policy-gradient loss), `optimizer` (clipping and
+    the AdamW step). What step_time holds beyond the first five is bookkeeping (tokenising,
+    advantages, metrics). It wraps the trainer's own methods on this one instance."""
+
+    def __init__(self, trainer):
+        self.trainer, self.seconds, self.t_optimizer = trainer, defaultdict(float), None
+        self._time(trainer, "_generate", lambda: "generate")
+        self._time(trainer, "_calculate_rewards", lambda: "reward")
+        self._time(trainer, "_get_per_token_logps_and_entropies",
+                   lambda: "train_forward" if torch.is_grad_enabled() else "logprobs_no_grad")
+        self._time(trainer.accelerator, "backward", lambda: "backward")
+
+    def _time(self, owner, method: str, phase):
+        original = getattr(owner, method)
+
+        def timed(*args, **kwargs):
+            with self.phase(phase()):
+                return original(*args, **kwargs)
+
+        setattr(owner, method, timed)
+
+    @contextmanager
+    def phase(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - t0
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.t_optimizer = time.perf_counter()
+
+    def on_optimizer_step(self, args, state, control, **kwargs):
+        self.seconds["optimizer"] += time.perf_counter() - self.t_optimizer
+
+    def on_step_end(self, args, state, control, **kwargs):
+        # TRL averages its per-step metrics over each logging interval, as it does step_time
+        for name in PHASES:
+            self.trainer._metrics["train"][f"time/{name}"].append(self.seconds.pop(name, 0.0))
+
+
 def train_rl(policy: str, rows: list[dict], reward_func, beta: float, cfg: RLConfig, out: str | Path,
              ckpt: Checkpoints | None = None) -> list[dict]:
     """Train a LoRA policy on `reward_func` (TRL's reward-function interface; the paper's objectives
@@ -146,6 +200,7 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
         peft_config=cfg.lora.peft_config(), callbacks=[StallWarning(), *fault_injection()],
     )
     trainer.generation_config.disable_compile = not compiled
+    trainer.add_callback(StepPhases(trainer))
     return trainer
 
 

@@ -334,6 +334,36 @@ def time_breakdown(jobs: pd.DataFrame, rules: list[str]) -> pd.DataFrame:
     return pd.concat([table, total]).rename_axis("rule").reset_index().round(2)
 
 
+def rl_step_breakdown(logs: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Where an RL step's wall time goes, from the training logs' per-step phase times
+    (`time/<phase>`, rl.StepPhases): per run, the steps timed, the mean seconds of a step (TRL's
+    step_time plus the optimizer step) and of each phase, `other` being what step_time holds beyond
+    the timed phases (tokenising, advantages, metrics); a last row gives each phase's share of all
+    the runs' step time. Runs whose log has no phase times (PPO's loop, older runs) are left out."""
+    from .rl import PHASES
+
+    columns = [f"time/{p}" for p in PHASES]
+    rows = []
+    for name, frame in logs.items():
+        if not set(columns) <= set(frame.columns):
+            continue
+        steps = frame.dropna(subset=[*columns, "step_time"])
+        if steps.empty:
+            continue
+        seconds = {p: steps[c].mean() for p, c in zip(PHASES, columns)}
+        seconds["other"] = steps["step_time"].mean() - sum(v for p, v in seconds.items() if p != "optimizer")
+        rows.append({"run": name, "steps": len(steps), "s/step": steps["step_time"].mean() + seconds["optimizer"],
+                     **{f"{p} (s)": v for p, v in seconds.items()}})
+    if not rows:
+        raise InputError("RL step breakdown: no training log with phase times (time/<phase>)")
+    table = pd.DataFrame(rows)
+    parts = [c for c in table.columns if c.endswith(" (s)")]
+    weights = table["steps"]  # pooled over every timed step of every run
+    share = {c: 100 * (table[c] * weights).sum() / (table["s/step"] * weights).sum() for c in parts}
+    total = pd.DataFrame([{"run": "share of all steps (%)", "steps": weights.sum(), "s/step": 100.0, **share}])
+    return pd.concat([table, total], ignore_index=True).round(2)
+
+
 ALGORITHM_COLUMNS = {"alignment": "A ↓", "avg_reward": "avg R", "mean_tokens": "length", "distinct_2": "distinct-2",
                      "self_bleu": "self-BLEU"}
 

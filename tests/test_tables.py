@@ -200,6 +200,36 @@ def test_time_breakdown_by_hand(tmp_path):
         read_benchmarks(b)
 
 
+def test_rl_step_breakdown_by_hand():
+    """Mean seconds per phase of an RL step from the training logs' time/<phase> columns, `other`
+    the rest of TRL's step_time, and each phase's share pooled over every timed step; a log with no
+    phase times (PPO's loop) is left out."""
+    from rcfd.rl import PHASES
+    from rcfd.tables import rl_step_breakdown
+
+    def log(steps, step_time, **phases):
+        rows = [{"step": i + 1, "step_time": step_time, **{f"time/{p}": phases.get(p, 0.0) for p in PHASES}}
+                for i in range(steps)]
+        return pd.DataFrame(rows + [{"step": steps, "train_runtime": 9.0}])  # TRL's last row: no step metrics
+
+    logs = {"movies/rcfd": log(2, 10.0, generate=4.0, reward=1.0, logprobs_no_grad=1.0, train_forward=1.5,
+                               backward=2.0, optimizer=0.5),
+            "wiki/beta0": log(4, 20.0, generate=10.0, reward=2.0, logprobs_no_grad=2.0, train_forward=2.0,
+                              backward=3.0, optimizer=1.0),
+            "movies/rcfd_ppo": pd.DataFrame({"step": [1], "step_time": [3.0], "reward": [0.1]})}
+    table = rl_step_breakdown(logs).set_index("run")
+    assert list(table.index) == ["movies/rcfd", "wiki/beta0", "share of all steps (%)"]
+    assert table.loc["movies/rcfd"].to_dict() == {"steps": 2, "s/step": 10.5, "generate (s)": 4.0, "reward (s)": 1.0,
+                                                  "logprobs_no_grad (s)": 1.0, "train_forward (s)": 1.5,
+                                                  "backward (s)": 2.0, "optimizer (s)": 0.5, "other (s)": 0.5}
+    share = table.loc["share of all steps (%)"]
+    # pooled: 2 steps of 10.5 s and 4 of 21 s = 105 s, of which 2 x 4 + 4 x 10 = 48 s generating
+    assert share["generate (s)"] == round(100 * 48 / 105, 2) and share["steps"] == 6
+    assert abs(share.drop(["steps", "s/step"]).sum() - 100) < 0.05
+    with pytest.raises(InputError, match="no training log with phase times"):
+        rl_step_breakdown({"movies/rcfd_ppo": logs["movies/rcfd_ppo"]})
+
+
 def test_calibration_table_one_row_per_method_from_scored_samples():
     from rcfd.tables import APPENDIX, calibration_table
 

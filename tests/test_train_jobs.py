@@ -96,6 +96,13 @@ def assert_resumes_like(whole, whole_out, method, params, tiny_models, prompts, 
         for column in ("monitor/reward_model", "monitor/length", "monitor/empty"):
             assert log_a[column].notna().all() and log_b[column].notna().all(), column
         assert (log_a["monitor/length"] <= params["rl"]["max_new_tokens"]).all()
+    if method == "rcfd":  # RLOO times every step's phases (rl.StepPhases); TRL's step_time holds all but the optimizer's
+        from rcfd.rl import PHASES
+
+        steps = log_a.dropna(subset=["loss"])
+        phases = steps[[f"time/{p}" for p in PHASES]]
+        assert (phases > 0).all().all(), phases
+        assert (phases.drop(columns="time/optimizer").sum(axis=1) <= steps["step_time"]).all()
 
 
 def test_checkpoints_of_other_settings_are_not_resumed(tiny_models, prompts, tmp_path):

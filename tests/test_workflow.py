@@ -150,6 +150,12 @@ def test_smoke_dag_builds_every_output(smoke_run):
     assert {"train", "generate", "evaluate", "table6", "figure3"} <= set(breakdown.index)
     assert breakdown.drop("total")["jobs"].sum() == len(benchmarks)
     assert abs(breakdown.drop("total")["share (%)"].sum() - 100) < 0.1
+    # and where an RL step's time went: every RLOO run of the config, its phases adding up to the step
+    steps = pd.read_csv(results / "tables/rl_step_breakdown.csv").set_index("run")
+    rl_runs = {f"{p.parents[3].name}/{p.parents[2].name}" for p in (results / "runs").glob("*/*/seed0/policy/train_log.csv")
+               if parse_method(p.parents[2].name).kind == "rl"}
+    assert set(steps.index) == rl_runs | {"share of all steps (%)"}
+    assert abs(steps.loc["share of all steps (%)"].drop(["steps", "s/step"]).sum() - 100) < 0.1
 
 
 def test_smoke_dag_builds_the_loglik_use_case(smoke_run):

@@ -282,7 +282,8 @@ import fnmatch, json, sys
 from pathlib import Path
 local, slurm = map(Path, sys.argv[1:])
 VARY = ["*.provenance.json", "*/policy/train_log.csv", "*/policy/train_summary.json",
-        "reward_models/*/metrics.json", "*/policy/training_args.bin", "tables/time_breakdown.*"]
+        "reward_models/*/metrics.json", "*/policy/training_args.bin", "tables/time_breakdown.*",
+        "tables/rl_step_breakdown.*"]
 def files(root):
     return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
             and p.relative_to(root).parts[0] not in ("logs", "benchmarks")}

@@ -95,11 +95,14 @@ rule comparison:
 rule time_breakdown:
     input:
         run_targets(),
+        policies=lambda w: [p for task in config["tasks"] for p in rl_runs(task, "policy")],
     output:
         in_report(table_files("time_breakdown"), "time_breakdown"),
+        table_files("rl_step_breakdown"),
     params:
         p=lambda w: as_json({"rules": workflow_rules()}),
         benchmarks=BENCH,
+        policies=lambda w, input: f"--policies {' '.join(shlex.quote(p) for p in input.policies)}" if input.policies else "",
         prefix=prefix_of,
     resources:
         **job_resources("time_breakdown"),
@@ -112,7 +115,7 @@ rule time_breakdown:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd time_breakdown --threads {threads} --params {params.p:q} --benchmarks {params.benchmarks:q}"
-        " --out {params.prefix:q} > {log:q} 2>&1"
+        " {params.policies} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 # Appendix: the alignment score's sensitivity to its estimator (bins, smoothing), every task run.
@@ -208,4 +211,4 @@ rule rloo_vs_ppo:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd rloo_vs_ppo --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
-        " --policies {input.policies:q} --out {params.prefix:q} > {log:q} 2>&1"
+        " {params.policies} --out {params.prefix:q} > {log:q} 2>&1"
