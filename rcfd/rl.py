@@ -46,6 +46,12 @@ class RLConfig(LoraTraining):
     # "score" (the paper): an empty answer is scored like any other; "worst": it gets the batch's
     # worst reward (rewards.make_reward_func), a guard against collapsing to empty answers
     empty_completion: str = "score"
+    # The sampling policy's log-probabilities in the ratio of the clipped loss: "recompute" (TRL: a
+    # no-grad forward after sampling) or "loss" (the loss forward's own, detached: ratio exactly 1).
+    # "loss" applies at beta = 0 and one iteration, where the sampling policy is the trained one: it
+    # saves a forward pass, and with LoRA dropout the recomputed pass draws other masks, which clipped
+    # ~16% of the samples of a step (docs/time.md). Elsewhere "recompute" is used.
+    old_logprobs: str = "recompute"
 
 
 @dataclass
@@ -137,6 +143,32 @@ class StepPhases(TrainerCallback):
             self.trainer._metrics["train"][f"time/{name}"].append(self.seconds.pop(name, 0.0))
 
 
+class LossLogprobs:
+    """RLConfig.old_logprobs = "loss": the sampling policy's log-probabilities are taken from the
+    loss forward, detached, instead of TRL's no-grad forward after sampling (skipped: it returns
+    zeros, which nothing reads at beta = 0 and one iteration, as the loss overwrites them first).
+    Wraps the trainer's own methods on this one instance."""
+
+    def __init__(self, trainer):
+        self.inputs = None
+        logprobs, compute_loss = trainer._get_per_token_logps_and_entropies, trainer._compute_loss
+
+        def loss_with_these_inputs(model, inputs):
+            self.inputs = inputs
+            return compute_loss(model, inputs)
+
+        def logprobs_once(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
+            if not torch.is_grad_enabled():  # the recomputation after sampling: not needed
+                return torch.zeros(len(input_ids), logits_to_keep, device=input_ids.device), None, None
+            out = logprobs(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
+            # _compute_loss reads inputs["old_logps"] right after this forward: ratio = exp(0) = 1
+            self.inputs["old_logps"] = (out[0].detach() * self.inputs["completion_mask"]).sum(1)
+            return out
+
+        trainer._compute_loss = loss_with_these_inputs
+        trainer._get_per_token_logps_and_entropies = logprobs_once
+
+
 def train_rl(policy: str, rows: list[dict], reward_func, beta: float, cfg: RLConfig, out: str | Path,
              ckpt: Checkpoints | None = None) -> list[dict]:
     """Train a LoRA policy on `reward_func` (TRL's reward-function interface; the paper's objectives
@@ -200,7 +232,12 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
         peft_config=cfg.lora.peft_config(), callbacks=[StallWarning(), *fault_injection()],
     )
     trainer.generation_config.disable_compile = not compiled
-    trainer.add_callback(StepPhases(trainer))
+    if cfg.old_logprobs not in ("recompute", "loss"):
+        raise InputError(f"config key 'rl.old_logprobs' {cfg.old_logprobs!r}: expected 'recompute' or 'loss'")
+    on_policy = beta == 0 and cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
+    if cfg.old_logprobs == "loss" and on_policy:
+        LossLogprobs(trainer)
+    trainer.add_callback(StepPhases(trainer))  # after LossLogprobs: it times the skipped pass too
     return trainer
 
 

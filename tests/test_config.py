@@ -121,6 +121,7 @@ MALFORMED = [
     (("movies", "rl", "top_p"), 1.5, "config key 'movies.rl.top_p': 1.5 is greater than the maximum of 1"),
     (("movies", "rl", "num_generations"), 1, "config key 'movies.rl"),
     (("movies", "rl", "max_new_tokens"), 0, "config key 'movies.rl.max_new_tokens'"),
+    (("wiki", "rl", "old_logprobs"), "reuse", "config key 'wiki.rl.old_logprobs': 'reuse' is not one of"),
     (("movies", "rl", "empty_completion"), "drop", "config key 'movies.rl.empty_completion': 'drop' is not one of"),
     (("movies", "rl", "stepz"), 3, "config key 'movies.rl': Additional properties are not allowed ('stepz'"),
     (("movies", "rl", "lora", "alpha"), 64, "config key 'movies.rl.lora': Additional properties are not allowed ('alpha'"),

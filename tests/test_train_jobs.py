@@ -130,3 +130,22 @@ def test_data_parallel_training_keeps_the_global_batch(tiny_models, prompts, tmp
     log_two = pd.read_csv(tmp_path / "two" / "policy" / "train_log.csv").dropna(subset=["loss"])
     assert list(log_two["step"]) == list(log_one["step"]) == [1, 2, 3, 4]
     assert list(log_two["num_tokens"]) == list(log_one["num_tokens"])
+
+
+def test_old_logprobs_from_the_loss_make_the_first_ratio_one(tiny_models, prompts, tmp_path):
+    """rl.old_logprobs: TRL recomputes the sampling policy's log-probabilities in a second forward,
+    whose LoRA dropout masks differ from the loss forward's, so the first iteration's ratio is not 1
+    and samples get clipped; "loss" takes the loss forward's own (ratio 1: nothing clipped) and skips
+    that pass (its phase time ~0). At beta > 0 the KL needs the pass: "loss" falls back to it."""
+    rm = {"device": "cpu", "batch_size": 8, "max_length": 32}
+    rl = dict(RL, steps=4, checkpoint_steps=0, learning_rate=0.3, lora={"r": 4, "lora_alpha": 8, "dropout": 0.5})
+    logs = {}
+    for name, method, old in [("recompute", "rcfd", "recompute"), ("loss", "rcfd", "loss"), ("kl", "beta0.1", "loss")]:
+        out = tmp_path / name / "policy"
+        done = train(method, {"rl": dict(rl, old_logprobs=old), "reward_model": rm}, tiny_models, prompts, out)
+        assert done.returncode == 0, done.stderr[-3000:]
+        logs[name] = pd.read_csv(out / "train_log.csv").dropna(subset=["loss"])
+    assert logs["recompute"]["clip_ratio/region_mean"].max() > 0  # dropout 0.5: the two passes disagree
+    assert (logs["loss"]["clip_ratio/region_mean"] == 0).all()
+    assert (logs["loss"]["time/logprobs_no_grad"] < 0.05 * logs["recompute"]["time/logprobs_no_grad"]).all()
+    assert (logs["kl"]["time/logprobs_no_grad"] > 0.05 * logs["recompute"]["time/logprobs_no_grad"].min()).all()
