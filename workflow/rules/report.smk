@@ -211,4 +211,4 @@ rule rloo_vs_ppo:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd rloo_vs_ppo --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
-        " {params.policies} --out {params.prefix:q} > {log:q} 2>&1"
+        " --policies {input.policies:q} --out {params.prefix:q} > {log:q} 2>&1"
