@@ -53,6 +53,15 @@ class RLConfig(LoraTraining):
     # ~16% of the samples of a step (docs/time.md). Elsewhere "recompute" is used.
     old_logprobs: str = "recompute"
 
+    def __post_init__(self):
+        super().__post_init__()
+        from .rewards import EMPTY_COMPLETION
+
+        # refused when the config is read, before any model loads
+        for key, allowed in (("empty_completion", EMPTY_COMPLETION), ("old_logprobs", ("recompute", "loss"))):
+            if getattr(self, key) not in allowed:
+                raise InputError(f"config key 'rl.{key}' {getattr(self, key)!r}: expected one of {allowed}")
+
 
 @dataclass
 class PPOConfig(RLConfig):
@@ -232,8 +241,6 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
         peft_config=cfg.lora.peft_config(), callbacks=[StallWarning(), *fault_injection()],
     )
     trainer.generation_config.disable_compile = not compiled
-    if cfg.old_logprobs not in ("recompute", "loss"):
-        raise InputError(f"config key 'rl.old_logprobs' {cfg.old_logprobs!r}: expected 'recompute' or 'loss'")
     on_policy = beta == 0 and cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
     if cfg.old_logprobs == "loss" and on_policy:
         LossLogprobs(trainer)
