@@ -112,7 +112,9 @@ class Judge:
                 enc = self.tok(chunk, return_tensors="pt", padding=True, add_special_tokens=special)
                 ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
                 positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each text starts at position 0
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions).logits[:, -1].float()
+                # only the last position's logits are read: the LM head runs on it alone
+                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                    logits_to_keep=1).logits[:, -1].float()
                 # P(Yes) / (P(Yes) + P(No)) = sigmoid(log P(Yes) - log P(No)); the softmax's normaliser cancels
                 yes, no = (torch.logsumexp(logits[:, i], dim=-1) for i in (self.yes, self.no))
                 out.append(torch.sigmoid(yes - no).cpu().numpy())

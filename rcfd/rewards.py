@@ -163,11 +163,13 @@ class LogLikelihood:
             pad = self.tokenizer.pad_token_id
             input_ids = torch.tensor([i + [pad] * (width - len(i)) for i in ids], device=self.device)
             attention = torch.tensor([[1] * len(i) + [0] * (width - len(i)) for i in ids], device=self.device)
-            logits = self.model(input_ids=input_ids, attention_mask=attention).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], -1).gather(-1, input_ids[:, 1:, None])[..., 0].cpu()
             # token t of the sequence is predicted at position t - 1; a continuation's first
-            # token has the prompt's last token before it (no prompt: it cannot be scored)
-            out.extend(logp[b, max(n_prompt[b], 1) - 1:len(ids[b]) - 1].tolist() for b in range(len(chunk)))
+            # token has the prompt's last token before it (no prompt: it cannot be scored). The LM
+            # head and the softmax run only from the earliest continuation's position on.
+            start = min(max(n, 1) for n in n_prompt) - 1
+            logits = self.model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width - start).logits
+            logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, input_ids[:, start + 1:, None])[..., 0].cpu()
+            out.extend(logp[b, max(n_prompt[b], 1) - 1 - start:len(ids[b]) - 1 - start].tolist() for b in range(len(chunk)))
         return out
 
     def score(self, prompts: list[str], continuations: list[str]) -> list[float]:

@@ -51,7 +51,7 @@ class RLConfig(LoraTraining):
     # "loss" applies at beta = 0 and one iteration, where the sampling policy is the trained one: it
     # saves a forward pass, and with LoRA dropout the recomputed pass draws other masks, which clipped
     # ~16% of the samples of a step (docs/time.md). Elsewhere "recompute" is used.
-    old_logprobs: str = "recompute"
+    old_logprobs: str = "loss"
 
     def __post_init__(self):
         super().__post_init__()
