@@ -166,10 +166,11 @@ class LogLikelihood:
             # token t of the sequence is predicted at position t - 1; a continuation's first
             # token has the prompt's last token before it (no prompt: it cannot be scored). The LM
             # head and the softmax run only from the earliest continuation's position on.
-            start = min(max(n, 1) for n in n_prompt) - 1
+            first = [max(n, 1) - 1 for n in n_prompt]  # the position predicting each continuation's first token
+            start = min(first)
             logits = self.model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width - start).logits
             logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, input_ids[:, start + 1:, None])[..., 0].cpu()
-            out.extend(logp[b, max(n_prompt[b], 1) - 1 - start:len(ids[b]) - 1 - start].tolist() for b in range(len(chunk)))
+            out.extend(logp[b, f - start:len(i) - 1 - start].tolist() for b, (f, i) in enumerate(zip(first, ids)))
         return out
 
     def score(self, prompts: list[str], continuations: list[str]) -> list[float]:
