@@ -434,7 +434,8 @@ def step_time_breakdown(a) -> None:
 
 def step_figure(a) -> None:
     """One of the paper's figures (rules figure2-5: params.name) from the runs' scored samples,
-    metrics and log-likelihood curves."""
+    metrics and log-likelihood curves; with --table, the figure's numbers as a table where it has one
+    (Figure 4: rcfd.tables.front_table)."""
     import pandas as pd
 
     from .plots import FIGURES
@@ -445,15 +446,20 @@ def step_figure(a) -> None:
         raise InputError(f"figure {name!r}: expected one of {sorted(FIGURES)}")
     scored = pd.DataFrame([r for path in a.scored for r in read_rows(path, ["id", "method", "seed"])])
     curves = pd.concat([pd.read_csv(p) for p in a.curves], ignore_index=True) if a.curves else None
-    paths = FIGURES[name].draw(scored=scored, metrics=load_metrics(a.metrics), curves=curves,
-                               train_tokens=a.params.get("train_tokens"), prefix=a.out)
+    figure, metrics = FIGURES[name], load_metrics(a.metrics)
+    paths = figure.draw(scored=scored, metrics=metrics, curves=curves, train_tokens=a.params.get("train_tokens"),
+                        prefix=a.out)
     _provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+    if figure.table and a.table:  # its numbers, as a table
+        a.out = a.table
+        _write_table(a, figure.table(metrics), figure.caption, decimals=3)
 
 
 def step_training_curves(a) -> None:
     """The RL runs' training curves (rcfd.plots.training_curves) from their policy folders'
     train_log.csv (--policies <run>/policy ...): the objective and, where logged, the samples' raw
-    R_RM and length, beside the training demonstrations' means (--demos, the scored demonstrations)."""
+    R_RM and length, beside the training demonstrations' means (--demos, the scored demonstrations);
+    with --table, also whether each curve levelled off (rcfd.tables.training_plateaus) as a table."""
     from .plots import training_curves
 
     logs = {Path(policy).parent.parent.name: frame for policy, frame in _training_logs(a.policies, ["step", "reward"])}
@@ -463,6 +469,15 @@ def step_training_curves(a) -> None:
         demos = {k: sum(r[k] for r in rows) / len(rows) for k in ("demo_reward", "demo_tokens")}
     paths = training_curves(logs, a.out, demos)
     _provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+    if a.table:
+        from .tables import training_plateaus
+
+        a.out = a.table
+        _write_table(a, training_plateaus(logs, demos),
+                     "Did RL training level off? Per run and logged quantity: the mean of the first and last quarter "
+                     "of the steps, the change between the last two quarters (delta) with its standard error "
+                     "(se = sd of a step over those quarters x sqrt(2 / quarter length)), plateau = |delta| <= 2 se; "
+                     "demonstrations: the training demonstrations' mean, RCfD's target", decimals=3)
 
 
 def step_bench(a) -> None:
@@ -494,12 +509,12 @@ STEPS = {
     "validate_judge": (step_validate_judge, ["judge", "data", "rm_data", "cases", "out"]),
     "table": (step_table, ["metrics+", "scored+", "judge_validation+", "benchmarks", "out"]),
     "time_breakdown": (step_time_breakdown, ["benchmarks", "policies+", "out"]),
-    "figure": (step_figure, ["scored+", "metrics+", "curves+", "out"]),
+    "figure": (step_figure, ["scored+", "metrics+", "curves+", "out", "table"]),
     "comparison": (step_comparison, ["metrics+", "scored+", "judge_validation+", "out"]),
     "appendix_alignment": (step_appendix_alignment, ["scored+", "metrics+", "out"]),
     "calibration": (step_calibration, ["scored+", "metrics+", "out"]),
     "rloo_vs_ppo": (step_rloo_vs_ppo, ["metrics+", "policies+", "out"]),
-    "training_curves": (step_training_curves, ["policies+", "demos", "out"]),
+    "training_curves": (step_training_curves, ["policies+", "demos", "out", "table"]),
     "bench": (step_bench, ["shape", "use_case", "out"]),
 }
 

@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .methods import parse_method, sort_key  # noqa: E402
-from .tables import CI, ci95, summarise  # noqa: E402
+from .tables import CI, FRONT_CAPTION, ci95, front_table, in_alpha_sweep, non_dominated, summarise  # noqa: E402
 from .utils import atomic  # noqa: E402
 
 
@@ -131,12 +131,12 @@ def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, demos: di
 
 
 def plateau_note(reward: pd.Series) -> str:
-    """'Δ last quarter +0.05, step sd 0.31': the change of the mean reward from the third to the
-    last quarter of the steps, and the per-step spread over those steps (the numbers to judge a
-    plateau by)."""
-    q = max(1, len(reward) // 4)
-    last, previous = reward.iloc[-q:].mean(), reward.iloc[-2 * q:-q].mean()
-    return f"Δ last quarter {last - previous:+.2f}, step sd {reward.iloc[-2 * q:].std():.2f}"
+    """'Δ last quarter +0.05 ± 0.04, step sd 0.31': the change of the mean from the third to the
+    last quarter of the steps, its standard error and the per-step spread (rcfd.tables.plateau)."""
+    from .tables import plateau
+
+    p = plateau(reward)
+    return f"Δ last quarter {p['delta']:+.2f} ± {p['se']:.2f}, step sd {p['sd']:.2f}"
 
 
 def _save(fig, prefix: str | Path, cfg: FigureConfig) -> list[Path]:
@@ -218,7 +218,7 @@ def pareto_front(metrics: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = 
     cols = ["mean_tokens", "avg_reward"]
     stats = summarise(metrics, "method", cols)
     means = stats[cols]
-    sweep = sorted((m for m in means.index if m == "beta0" or parse_method(m).alpha > 0),
+    sweep = sorted((m for m in means.index if in_alpha_sweep(m)),
                    key=lambda m: parse_method(m).alpha)
     fig, ax = plt.subplots(figsize=(7, 4))
     palette = sns.color_palette("colorblind")
@@ -261,25 +261,19 @@ def label_groups(points: pd.DataFrame, frac: float = 0.06) -> list[list]:
     return groups
 
 
-def non_dominated(points: pd.DataFrame) -> list:
-    """The rows (mean_tokens, avg_reward) that no other row beats: none is as short and as
-    rewarded and strictly better in one of the two. Joined by length they are the Pareto front."""
-    def beaten(a, b):
-        return (b.mean_tokens <= a.mean_tokens and b.avg_reward >= a.avg_reward
-                and (b.mean_tokens < a.mean_tokens or b.avg_reward > a.avg_reward))
-    rows = list(points.itertuples())
-    return [a.Index for a in rows if not any(beaten(a, b) for b in rows)]
-
-
 @dataclass(frozen=True)
 class Figure:
     task: str  # the use case whose runs it draws
     draw: Callable[..., list[Path]]
+    # the figure's numbers as a table (results/tables/<figure>.*), where reading them off the plot is not enough
+    table: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    caption: str = ""
 
 
 # the paper's figures this workflow draws (each a rule of workflow/rules/report.smk)
 FIGURES = {"figure3": Figure("movies", reward_histograms), "figure2": Figure("wiki", loglik_curves),
-           "figure5": Figure("wiki", decoding_baselines), "figure4": Figure("summaries", pareto_front)}
+           "figure5": Figure("wiki", decoding_baselines),
+           "figure4": Figure("summaries", pareto_front, front_table, FRONT_CAPTION)}
 
 
 def _judge_bars(fig, grid, metrics: pd.DataFrame, methods: list[str], palette) -> None:

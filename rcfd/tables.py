@@ -364,6 +364,93 @@ def rl_step_breakdown(logs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.concat([table, total], ignore_index=True).round(2)
 
 
+def plateau(values: pd.Series) -> dict[str, float]:
+    """Whether a training curve has levelled off: the change of the mean from the third to the last
+    quarter of the steps (`delta`), the per-step spread over those two quarters (`sd`) and the
+    standard error of that change, sd * sqrt(2 / q) for quarters of q steps (`se`); `plateau` when
+    |delta| <= 2 se, i.e. the last quarter's mean is within noise of the one before."""
+    values = values.dropna()
+    q = max(1, len(values) // 4)
+    last, previous = values.iloc[-q:].mean(), values.iloc[-2 * q:-q].mean()
+    sd = values.iloc[-2 * q:].std()
+    se = sd * (2 / q) ** 0.5
+    # 1e-6: a constant curve (a length pinned at the cap, a whitened objective of 0) is flat up to rounding
+    return {"first quarter": values.iloc[:q].mean(), "last quarter": last, "delta": last - previous, "sd": sd,
+            "se": se, "plateau": bool(abs(last - previous) <= 2 * se + 1e-6)}
+
+
+TRAINING_QUANTITIES = {"reward": "objective", "monitor/reward_model": "R_RM", "monitor/length": "length",
+                       "monitor/empty": "empty share"}
+
+
+def training_plateaus(logs: dict[str, pd.DataFrame], demos: dict[str, float] | None = None) -> pd.DataFrame:
+    """Per RL run and logged quantity (the training objective and, where logged, the samples' raw R_RM,
+    length and share of empty answers): the steps, the first and last quarter's means, the change
+    between the last two quarters with its standard error, and whether it levelled off (`plateau`);
+    `demos` (demo_reward, demo_tokens): the training demonstrations' means, the RCfD targets."""
+    target = {"monitor/reward_model": (demos or {}).get("demo_reward"),
+              "monitor/length": (demos or {}).get("demo_tokens")}
+    rows = []
+    for name in sorted(logs, key=sort_key):
+        for column, label in TRAINING_QUANTITIES.items():
+            if column not in logs[name] or logs[name][column].isna().all():
+                continue
+            values = logs[name][column].dropna()
+            row = {"run": name, "quantity": label, "steps": len(values), **plateau(values),
+                   "demonstrations": target.get(column)}
+            if len(values) < 8:  # quarters of one step: too few to judge a plateau by
+                row["plateau"] = None
+            rows.append(row)
+    if not rows:
+        raise InputError("training plateaus: no training log with a logged step")
+    return pd.DataFrame(rows).round(3)
+
+
+def non_dominated(points: pd.DataFrame) -> list:
+    """The rows (mean_tokens, avg_reward) that no other row beats: none is as short and as
+    rewarded and strictly better in one of the two. Joined by length they are the Pareto front."""
+    def beaten(a, b):
+        return (b.mean_tokens <= a.mean_tokens and b.avg_reward >= a.avg_reward
+                and (b.mean_tokens < a.mean_tokens or b.avg_reward > a.avg_reward))
+    rows = list(points.itertuples())
+    return [a.Index for a in rows if not any(beaten(a, b) for b in rows)]
+
+
+def in_alpha_sweep(method: str) -> bool:
+    """R beta=0 (alpha = 0) and the R_alpha runs: the sweep whose non-dominated points are Figure 4's front."""
+    return method == "beta0" or parse_method(method).alpha > 0
+
+
+FRONT_CAPTION = ("Figure 4's points (mean over seeds): each method's length and R_RM, their relative gaps to the "
+                 "demonstrations', whether both are within 15% of them, whether the point is on the alpha sweep's "
+                 "Pareto front (no sweep run as short and as rewarded), and its R_RM minus the best R_RM of a sweep run "
+                 "no longer than it (front gap; > 0: beyond the front, empty: shorter than every sweep run)")
+
+
+def front_table(metrics: pd.DataFrame, tolerance: float = 0.15) -> pd.DataFrame:
+    """Where each method of the two-reward use case sits against the demonstrations and the alpha
+    sweep's front (the paper's C5: two-reward RCfD lands near the demonstrations' point, on the front,
+    without tuning alpha). A point is on the front when no sweep run beats it (non_dominated over the
+    sweep and the point); its front gap compares it with what the sweep attains at its length."""
+    means = summarise(metrics, "method", ["mean_tokens", "avg_reward"])[["mean_tokens", "avg_reward"]]
+    if "demonstrations" not in means.index:
+        raise InputError("figure 4's table: no 'demonstrations' run among the metrics")
+    demo = means.loc["demonstrations"]
+    sweep = means.loc[[m for m in means.index if in_alpha_sweep(m)]]
+    rows = []
+    for m in sorted((m for m in means.index if m != "demonstrations"), key=sort_key):
+        point = means.loc[m]
+        gaps = {c: point[c] / demo[c] - 1 for c in ("mean_tokens", "avg_reward")}
+        shorter = sweep[sweep["mean_tokens"] <= point["mean_tokens"]]
+        rows.append({"method": parse_method(m).label, "length": point["mean_tokens"], "R_RM": point["avg_reward"],
+                     "length vs demos (%)": 100 * gaps["mean_tokens"], "R_RM vs demos (%)": 100 * gaps["avg_reward"],
+                     f"within {tolerance:.0%} of demos": all(abs(g) <= tolerance for g in gaps.values()),
+                     "on the α front": m in non_dominated(pd.concat([sweep.drop(m, errors="ignore"), means.loc[[m]]]))
+                     if len(sweep) else None,
+                     "front gap (R_RM)": point["avg_reward"] - shorter["avg_reward"].max() if len(shorter) else None})
+    return pd.DataFrame(rows).round(3)
+
+
 ALGORITHM_COLUMNS = {"alignment": "A ↓", "avg_reward": "avg R", "mean_tokens": "length", "distinct_2": "distinct-2",
                      "self_bleu": "self-BLEU"}
 

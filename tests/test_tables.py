@@ -246,3 +246,50 @@ def test_calibration_table_one_row_per_method_from_scored_samples():
     with pytest.raises(InputError, match="match no demonstration"):
         calibration_table(pd.DataFrame(demos[:2] + base), {"movies": {"bins": 10, "smoothing": 0.5}},
                           APPENDIX["calibration"])
+
+
+def test_training_plateaus_by_hand():
+    """A flat noisy curve levels off, a rising one does not; quarters, delta and its standard error
+    by hand; quantities a log lacks (monitors) are left out, one with fewer than 8 steps is not judged."""
+    from rcfd.tables import plateau, training_plateaus
+
+    flat = pd.Series([1.0, 3.0] * 8)  # 16 steps, quarters of 4: means 2, 2, 2, 2
+    p = plateau(flat)
+    sd = pd.Series([1.0, 3.0] * 4).std()
+    assert p["delta"] == 0 and p["sd"] == pytest.approx(sd) and p["se"] == pytest.approx(sd * 0.5 ** 0.5)
+    assert p["plateau"] and p["first quarter"] == 2
+    rising = pd.Series([float(s) for s in range(16)])  # last two quarters: means 9.5 and 13.5
+    assert plateau(rising)["delta"] == 4 and not plateau(rising)["plateau"]
+    logs = {"rcfd": pd.DataFrame({"step": range(16), "reward": flat, "monitor/length": rising,
+                                  "monitor/empty": [0.0] * 7 + [None] * 9}),
+            "beta0": pd.DataFrame({"step": range(16), "reward": rising})}
+    table = training_plateaus(logs, {"demo_reward": 0.7, "demo_tokens": 27.5})
+    assert list(zip(table["run"], table["quantity"])) == [("beta0", "objective"), ("rcfd", "objective"),
+                                                          ("rcfd", "length"), ("rcfd", "empty share")]
+    assert table["plateau"].tolist() == [False, True, False, None]  # 7 steps of empty share: not judged
+    assert table["demonstrations"].iloc[2] == 27.5 and pd.isna(table["demonstrations"].iloc[0])
+    with pytest.raises(InputError, match="training plateaus"):
+        training_plateaus({"rcfd": pd.DataFrame({"step": [1], "reward": [None]})})
+
+
+def test_front_table_by_hand():
+    """Figure 4's table: gaps to the demonstrations, within 15% or not, on the alpha front or not (a
+    point no sweep run beats), and the R_RM gap to the best sweep run no longer than the point."""
+    from rcfd.tables import front_table
+
+    points = {"demonstrations": (28, 0.8), "beta0": (80, 1.2), "alpha0.01": (40, 0.9), "alpha0.02": (20, 0.3),
+              "rcfd2": (30, 0.75), "sft": (45, 0.6), "base": (10, -0.2)}
+    metrics = pd.DataFrame([{"task": "summaries", "method": m, "seed": 0, "mean_tokens": n, "avg_reward": r}
+                            for m, (n, r) in points.items()])
+    table = front_table(metrics).set_index("method")
+    rcfd2 = table.loc["RCfD (two rewards)"]
+    assert rcfd2["length vs demos (%)"] == pytest.approx(100 * (30 / 28 - 1), abs=1e-3)
+    assert rcfd2["within 15% of demos"] and rcfd2["on the α front"]
+    assert rcfd2["front gap (R_RM)"] == pytest.approx(0.75 - 0.3)  # only alpha=0.02 is as short
+    sft = table.loc["SFT"]
+    assert not sft["within 15% of demos"] and not sft["on the α front"]  # alpha=0.01: shorter, better
+    assert sft["front gap (R_RM)"] == pytest.approx(0.6 - 0.9)
+    assert pd.isna(table.loc["base", "front gap (R_RM)"]) and table.loc["base", "on the α front"]
+    assert table.loc["R α=0.01", "on the α front"] and table.loc["R β=0", "on the α front"]
+    with pytest.raises(InputError, match="demonstrations"):
+        front_table(metrics[metrics["method"] != "demonstrations"])

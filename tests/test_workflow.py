@@ -133,6 +133,11 @@ def test_smoke_dag_builds_every_output(smoke_run):
         assert (run / "policy/adapter_model.safetensors").exists()
         assert len(pd.read_csv(run / "policy/train_log.csv")) > 0
         assert len(pd.read_json(run / "scored.jsonl", lines=True)) == config["movies"]["data"]["n_eval_prompts"]
+    # every RL run's curves, and a table of whether each levelled off (too few smoke steps to judge)
+    plateaus = pd.read_csv(results / "tables/training_movies.csv")
+    rl_methods = [m for m in config["movies"]["methods"] if parse_method(m).kind == "rl"]
+    assert set(plateaus["run"]) == {f"beta{b:g}" for b in config["movies"]["betas"]} | set(rl_methods)
+    assert {"objective", "R_RM", "length"} <= set(plateaus["quantity"]) and plateaus["plateau"].isna().all()
     comparison = pd.read_csv(results / "tables/comparison.csv")
     assert set(comparison["table"]) == {"Table 6", "Table 5", "Table 1"}
     measured = comparison[comparison["measured as"] != "not measured"]  # e.g. Δ_demo (no judge here)
@@ -260,6 +265,12 @@ def test_smoke_dag_builds_the_summarisation_use_case(smoke_run):
     _assert_filled(table, ["success", "factuality", "naturalness", "verbosity"],
                    pd.read_csv(results / "judge/summaries.csv"))
     assert (figures / "figure4.png").stat().st_size > 1000
+    # Figure 4's points as a table: every method against the demonstrations and the alpha front
+    points = pd.read_csv(results / "tables/figure4.csv").set_index("method")
+    assert list(points.index) == list(table["method"][1:])
+    metrics = pd.read_csv(results / "runs/summaries/rcfd2/seed0/metrics.csv")
+    assert points.loc["RCfD (two rewards)", "length"] == pytest.approx(metrics["mean_tokens"][0], abs=1e-3)
+    assert points.loc[["R β=0", "R α=0.05"], "on the α front"].any()  # the sweep has a front
     rm = yaml.safe_load((results / "reward_models/summaries/metrics.json").read_text())
     # a fraction of the held-out pairs ranked right: k / n for a whole k
     ranked_right = rm["heldout_accuracy"] * rm["n_heldout"]

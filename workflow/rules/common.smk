@@ -155,6 +155,18 @@ def prefix_of(w, output):
     return os.path.splitext(output[0])[0]
 
 
+def table_option(w, output):
+    """Param: `--table <prefix>` for a rule whose outputs hold a table beside its figure (training_x.csv ->
+    --table .../training_x), empty for one without."""
+    tables = [os.path.splitext(p)[0] for p in output if p.endswith(".csv")]
+    return f"--table {shlex.quote(tables[0])}" if tables else ""
+
+
+def figure_outputs(name):
+    """A paper figure's files, and its table's where rcfd.plots.FIGURES gives it one."""
+    return figure_files(name) + (table_files(name) if PAPER_FIGURES[name].table else [])
+
+
 def run_dir(task, method, seed):
     return f"{R}/runs/{task}/{method}/seed{seed}"
 
@@ -254,8 +266,8 @@ def run_targets():
     targets = []
     for task in config["tasks"]:
         tables, figures = TASK_OUTPUTS[task]
-        targets += [f for t in tables for f in table_files(t)] + [f for g in figures for f in figure_files(g)]
-        targets += table_files(f"calibration_{task}") + figure_files(f"training_{task}")
+        targets += [f for t in tables for f in table_files(t)] + [f for g in figures for f in figure_outputs(g)]
+        targets += table_files(f"calibration_{task}") + figure_files(f"training_{task}") + table_files(f"training_{task}")
     return targets + table_files("comparison") + table_files("appendix_alignment")
 
 

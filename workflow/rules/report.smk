@@ -45,10 +45,11 @@ for name, spec in PAPER_FIGURES.items():  # figure2 to figure5 (rcfd.plots.FIGUR
             metrics=lambda w, task=spec.task: run_outputs(task, "metrics.csv"),
             curves=lambda w, task=spec.task: run_outputs(task, "curve.csv"),
         output:
-            in_report(figure_files(name), name, spec.task),
+            in_report(figure_outputs(name), name, spec.task),
         params:
             p=lambda w, name=name, task=spec.task: figure_params(name, task),
             prefix=prefix_of,
+            table=table_option,
         threads: config["threads_per_job"]
         resources:
             **job_resources(name),
@@ -60,7 +61,7 @@ for name, spec in PAPER_FIGURES.items():  # figure2 to figure5 (rcfd.plots.FIGUR
             "../envs/rcfd.yaml"
         shell:
             "python -m rcfd figure --threads {threads} --params {params.p:q} --scored {input.scored:q}"
-            " --metrics {input.metrics:q} --curves {input.curves:q} --out {params.prefix:q} > {log:q} 2>&1"
+            " --metrics {input.metrics:q} --curves {input.curves:q} --out {params.prefix:q} {params.table} > {log:q} 2>&1"
 
 
 # This run's numbers next to the paper's, for every reproduced table whose task ran.
@@ -172,9 +173,11 @@ rule training_curves:
         demos=f"{R}/data/{{task}}/demos_scored.jsonl",
     output:
         figure_files("training_{{task}}"),  # expand() keeps {task} a wildcard
+        table_files("training_{{task}}"),
     params:
         p=lambda w: as_json({"name": f"training_{w.task}", "config_hash": task_config_hash(w.task)}),
         prefix=prefix_of,
+        table=table_option,
     resources:
         **job_resources("training_curves"),
     threads: config["threads_per_job"]
@@ -186,7 +189,7 @@ rule training_curves:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd training_curves --threads {threads} --params {params.p:q} --policies {input.policies:q}"
-        " --demos {input.demos:q} --out {params.prefix:q} > {log:q} 2>&1"
+        " --demos {input.demos:q} --out {params.prefix:q} {params.table} > {log:q} 2>&1"
 
 
 # RLOO next to PPO on the movie-review use case (`snakemake rloo_vs_ppo`): every RL method trained
