@@ -71,3 +71,19 @@ def test_three_seed_movie_table_rebuilds_with_confidence_intervals(run):
     table = assert_table_rebuilds("table6", REPO / "results/ablations" / run / "run").set_index("method")
     assert (table.drop("demonstrations")["seeds"] == 3).all()
     assert table.drop("demonstrations")["A ↓_ci95"].gt(0).all()
+
+
+def test_committed_summaries_data_keep_evaluation_texts_out_of_training():
+    """The committed summaries data are those of the current preparation (a fresh clone's run reuses
+    them, as Snakemake sees them up to date): no evaluation demonstration is a reward-model text or a
+    training prompt's demonstration or rejected (DPO) text, and the RM never sees a policy text."""
+    import json
+
+    data = REPO / "results/data/summaries"
+    prompts = [json.loads(line) for line in (data / "prompts.jsonl").read_text().splitlines()]
+    pairs = [json.loads(line) for line in (data / "rm_data.jsonl").read_text().splitlines()]
+    eval_texts = {p["demo"].strip() for p in prompts if p["split"] == "eval"}
+    rm_texts = {r[k].strip() for r in pairs for k in ("chosen", "rejected")}
+    train_texts = {p[k].strip() for p in prompts if p["split"] == "train" for k in ("demo", "rejected")}
+    assert eval_texts and not eval_texts & rm_texts and not eval_texts & train_texts
+    assert not {p[k].strip() for p in prompts for k in ("demo", "rejected")} & rm_texts
