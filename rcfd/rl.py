@@ -52,6 +52,9 @@ class RLConfig(LoraTraining):
     # saves a forward pass, and with LoRA dropout the recomputed pass draws other masks, which clipped
     # ~16% of the samples of a step (docs/time.md). Elsewhere "recompute" is used.
     old_logprobs: str = "loss"
+    # Sample with the LoRA adapter merged into the base weights (rl.MergedGeneration): a decoded token
+    # then costs the base model's matmuls only. Off by default: the committed results sampled unmerged.
+    merged_generation: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -75,8 +78,9 @@ class PPOConfig(RLConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.cpu_bf16:
-            raise InputError("config key 'rl.cpu_bf16': PPO (rcfd.ppo's own loop) does not support it; use RLOO")
+        for key in ("cpu_bf16", "merged_generation"):
+            if getattr(self, key):
+                raise InputError(f"config key 'rl.{key}': PPO (rcfd.ppo's own loop) does not support it; use RLOO")
 
 
 def compiled_generation(cfg: RLConfig, device: str) -> bool:
@@ -178,6 +182,36 @@ class LossLogprobs:
         trainer._get_per_token_logps_and_entropies = logprobs_once
 
 
+class MergedGeneration:
+    """RLConfig.merged_generation: sample with the LoRA adapter merged into the base weights, so a
+    decoded token skips the adapter's two small matmuls per layer (decoding 8 x 80 tokens of
+    SmolLM2-135M with r = 32 on one CPU thread: 1.16-1.26x faster, measured while the 2 cores were
+    shared). Merging and unmerging round, so the frozen base weights are saved once (memory: one copy
+    of the adapted layers' weights) and copied back after every generation, bit for bit. Sampling then
+    applies no LoRA dropout (TRL samples in train mode, so unmerged it does). Wraps this trainer's
+    `_generate`."""
+
+    def __init__(self, trainer):
+        from peft.tuners.lora import LoraLayer
+
+        model = trainer.model
+        self.layers = [m for m in model.modules() if isinstance(m, LoraLayer)]
+        self.saved = [layer.get_base_layer().weight.detach().clone() for layer in self.layers]
+        generate = trainer._generate
+
+        def merged(*args, **kwargs):
+            model.merge_adapter()
+            try:
+                return generate(*args, **kwargs)
+            finally:
+                model.unmerge_adapter()
+                with torch.no_grad():
+                    for layer, weight in zip(self.layers, self.saved):
+                        layer.get_base_layer().weight.copy_(weight)
+
+        trainer._generate = merged
+
+
 def train_rl(policy: str, rows: list[dict], reward_func, beta: float, cfg: RLConfig, out: str | Path,
              ckpt: Checkpoints | None = None) -> list[dict]:
     """Train a LoRA policy on `reward_func` (TRL's reward-function interface; the paper's objectives
@@ -244,7 +278,9 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
     on_policy = beta == 0 and cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
     if cfg.old_logprobs == "loss" and on_policy:
         LossLogprobs(trainer)
-    trainer.add_callback(StepPhases(trainer))  # after LossLogprobs: it times the skipped pass too
+    if cfg.merged_generation:
+        MergedGeneration(trainer)
+    trainer.add_callback(StepPhases(trainer))  # after both: it times the skipped pass and the merging too
     return trainer
 
 

@@ -121,3 +121,43 @@ def test_rl_warns_once_when_every_advantage_is_zero(tmp_path, caplog):
             warn.on_log(None, state, None, logs={"frac_reward_zero_std": frac, "reward": 0.0})
     stalls = [r.getMessage() for r in caplog.records if "RL stalled" in r.getMessage()]
     assert stalls == [stalls[0]] and "step 6" in stalls[0]
+
+
+def test_merged_generation_samples_merged_and_restores_the_base_weights(tmp_path):
+    """`rl.merged_generation`: during sampling every LoRA layer is merged (and the merged model gives
+    the adapter's outputs), after it the frozen base weights are bit for bit what they were (merging
+    and unmerging alone would round them), and training still moves the LoRA weights. PPO refuses it."""
+    from peft.tuners.lora import LoraLayer
+
+    from rcfd.rl import PPOConfig
+
+    t = tiny_rl_trainer(tmp_path, merged_generation=True)("merged")
+    layers = [m for m in t.model.modules() if isinstance(m, LoraLayer)]
+    for layer in layers:  # a non-zero adapter, so that merging changes the weights
+        torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.5)
+    base = {id(layer): layer.get_base_layer().weight.detach().clone() for layer in layers}
+    lora = {n: p.detach().clone() for n, p in t.model.named_parameters() if "lora_" in n}
+    seen, probe = [], torch.tensor([[5, 6, 7, 8]])
+    with torch.no_grad():
+        t.model.eval()
+        unmerged_logits = t.model(probe).logits
+        t.model.train()
+
+    original_generate_single = t._generate_single_turn
+
+    def spy(*args, **kwargs):
+        with torch.no_grad():
+            t.model.eval()
+            seen.append((all(layer.merged for layer in layers), t.model(probe).logits))
+            t.model.train()
+        return original_generate_single(*args, **kwargs)
+
+    t._generate_single_turn = spy
+    t.train()
+    assert seen and all(merged for merged, _ in seen)
+    torch.testing.assert_close(seen[0][1], unmerged_logits, atol=1e-4, rtol=1e-4)  # the same policy, merged
+    assert not any(layer.merged for layer in layers)
+    assert all(torch.equal(layer.get_base_layer().weight, base[id(layer)]) for layer in layers)
+    assert any(not torch.equal(p, lora[n]) for n, p in t.model.named_parameters() if "lora_" in n)
+    with pytest.raises(InputError, match="rl.merged_generation"):
+        PPOConfig(merged_generation=True)
