@@ -477,7 +477,8 @@ def step_training_curves(a) -> None:
                      "Did RL training level off? Per run and logged quantity: the mean of the first and last quarter "
                      "of the steps, the change between the last two quarters (delta) with its standard error "
                      "(se = sd of a step over those quarters x sqrt(2 / quarter length)), plateau = |delta| <= 2 se; "
-                     "demonstrations: the training demonstrations' mean, RCfD's target", decimals=3)
+                     "demonstrations: the training demonstrations' mean, RCfD's target. Two-reward RCfD's objective is "
+                     "a sum of batch-whitened terms, 0 on average by construction: read its R_RM and length", decimals=3)
 
 
 def step_bench(a) -> None:
