@@ -470,15 +470,10 @@ def step_training_curves(a) -> None:
     paths = training_curves(logs, a.out, demos)
     _provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
     if a.table:
-        from .tables import training_plateaus
+        from .tables import TRAINING_CAPTION, training_plateaus
 
         a.out = a.table
-        _write_table(a, training_plateaus(logs, demos),
-                     "Did RL training level off? Per run and logged quantity: the mean of the first and last quarter "
-                     "of the steps, the change between the last two quarters (delta) with its standard error "
-                     "(se = sd of a step over those quarters x sqrt(2 / quarter length)), plateau = |delta| <= 2 se; "
-                     "demonstrations: the training demonstrations' mean, RCfD's target. Two-reward RCfD's objective is "
-                     "a sum of batch-whitened terms, 0 on average by construction: read its R_RM and length", decimals=3)
+        _write_table(a, training_plateaus(logs, demos), TRAINING_CAPTION, decimals=3)
 
 
 def step_bench(a) -> None:

@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from .methods import parse_method, sort_key  # noqa: E402
-from .tables import CI, FRONT_CAPTION, ci95, front_table, in_alpha_sweep, non_dominated, summarise  # noqa: E402
+from .tables import CI, FRONT_CAPTION, ci95, front_table, in_alpha_sweep, non_dominated, plateau, summarise  # noqa: E402
 from .utils import atomic  # noqa: E402
 
 
@@ -133,8 +133,6 @@ def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, demos: di
 def plateau_note(reward: pd.Series) -> str:
     """'Δ last quarter +0.05 ± 0.04, step sd 0.31': the change of the mean from the third to the
     last quarter of the steps, its standard error and the per-step spread (rcfd.tables.plateau)."""
-    from .tables import plateau
-
     p = plateau(reward)
     return f"Δ last quarter {p['delta']:+.2f} ± {p['se']:.2f}, step sd {p['sd']:.2f}"
 

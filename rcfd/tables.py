@@ -383,6 +383,13 @@ TRAINING_QUANTITIES = {"reward": "objective", "monitor/reward_model": "R_RM", "m
                        "monitor/empty": "empty share"}
 
 
+TRAINING_CAPTION = ("Did RL training level off? Per run and logged quantity: the mean of the first and last quarter "
+                    "of the steps, the change between the last two quarters (delta) with its standard error "
+                    "(se = sd of a step over those quarters x sqrt(2 / quarter length)), plateau = |delta| <= 2 se; "
+                    "demonstrations: the training demonstrations' mean, RCfD's target. Two-reward RCfD's objective is "
+                    "a sum of batch-whitened terms, 0 on average by construction: read its R_RM and length")
+
+
 def training_plateaus(logs: dict[str, pd.DataFrame], demos: dict[str, float] | None = None) -> pd.DataFrame:
     """Per RL run and logged quantity (the training objective and, where logged, the samples' raw R_RM,
     length and share of empty answers): the steps, the first and last quarter's means, the change
