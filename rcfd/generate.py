@@ -23,6 +23,46 @@ class GenerateConfig:
     batch_size: int = 32
     seed: int = 0
     device: str = "auto"
+    # Run each distinct prompt's forward pass once for its samples (prefilled); off: as the
+    # committed results were sampled
+    shared_prefill: bool = False
+
+
+@torch.no_grad()
+def prefilled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict:
+    """`generate`'s inputs with the prompts' KV cache computed once per distinct prompt.
+
+    Several samples of one prompt (RLOO's generations, the evaluation's samples per prompt) sit in a
+    batch as repeated rows, and `generate` runs the prompt's forward pass (the prefill) for every
+    row: at 150-token prompts that is a third of sampling on CPU. Here the prefill runs on the
+    distinct rows up to the last prompt token, its cache is copied to every row, and `generate`
+    goes on from the last token: the same positions (from the attention mask, as `generate` makes
+    them) and the same keys and values, up to rounding; sampling draws the same random numbers.
+    With no repeated row the inputs are returned as they are."""
+    from transformers import DynamicCache
+
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    rows = torch.cat([input_ids, attention_mask], dim=1)
+    distinct, copy_of = torch.unique(rows, dim=0, return_inverse=True)
+    if len(distinct) == len(rows) or input_ids.shape[1] < 2:
+        return inputs
+    ids, mask = distinct.split(input_ids.shape[1], dim=1)
+    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate's own prefill
+    cache = DynamicCache(config=model.config)
+    model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
+          past_key_values=cache, use_cache=True, logits_to_keep=1)
+    cache.reorder_cache(copy_of)  # one copy per row
+    return {**inputs, "past_key_values": cache}
+
+
+def share_prefill(model) -> None:
+    """Make `model.generate` take its inputs through `prefilled`: for a trainer (TRL's RLOO) that
+    calls it with each prompt repeated for its samples."""
+    generate = model.generate
+    model.generate = lambda input_ids=None, attention_mask=None, **kwargs: generate(
+        **prefilled(model, input_ids, attention_mask), **kwargs)
 
 
 @torch.inference_mode()
@@ -37,8 +77,9 @@ def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: Gener
     for chunk in batched(jobs, cfg.batch_size):
         enc = tok([r["prompt"] for r, _ in chunk], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)
+        inputs = prefilled(model, enc["input_ids"], enc["attention_mask"]) if cfg.shared_prefill else enc
         gen = model.generate(
-            **enc, do_sample=cfg.temperature > 0, temperature=cfg.temperature or None,
+            **inputs, do_sample=cfg.temperature > 0, temperature=cfg.temperature or None,
             top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
         )
         new = gen[:, enc["input_ids"].shape[1]:]

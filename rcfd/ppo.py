@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import KILL_DURING_SAVE_ENV, kill_if_due
+from .generate import prefilled
 from .rewards import whiten
 from .utils import InputError, batched, log, pick_device, seed_everything
 
@@ -139,7 +140,8 @@ class PPOTrainer:
         enc = tok([r["prompt"] for r in rows], return_tensors="pt", padding=True).to(self.device)
         n_prompt = enc["input_ids"].shape[1]
         self.model.eval()
-        ids = self.model.generate(**enc, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
+        inputs = prefilled(self.model, enc["input_ids"], enc["attention_mask"]) if cfg.shared_prefill else enc
+        ids = self.model.generate(**inputs, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
                                   max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
                                   eos_token_id=tok.eos_token_id)
         completion = ids[:, n_prompt:]

@@ -161,3 +161,54 @@ def test_merged_generation_samples_merged_and_restores_the_base_weights(tmp_path
     assert any(not torch.equal(p, lora[n]) for n, p in t.model.named_parameters() if "lora_" in n)
     with pytest.raises(InputError, match="rl.merged_generation"):
         PPOConfig(merged_generation=True)
+
+
+def test_prefilled_generation_equals_generate_own_prefill():
+    """generate.prefilled: prompts repeated for their samples (one left-padded) are prefilled once,
+    on the distinct rows, and `generate` then gives the same scores (up to rounding) and the same
+    sampled tokens under one seed as with its own prefill of every row; with no repeated row the
+    inputs pass through untouched."""
+    from rcfd import bench
+    from rcfd.generate import prefilled
+
+    model, _, _ = bench.build_policy(bench.BenchConfig(shape="tiny", device="cpu"), "cpu")
+    tok = bench.synthetic_tokenizer(512)
+    enc = tok(["w5 w6 w7 w8 w9", "w5 w6 w7 w8 w9", "w3 w4", "w3 w4", "w3 w4"], return_tensors="pt", padding=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    assert (mask == 0).any()  # left padding is part of what is shared
+    prefill_rows = []
+    hook = model.register_forward_pre_hook(lambda m, args, kw: prefill_rows.append(kw["input_ids"].shape), with_kwargs=True)
+    inputs = prefilled(model, ids, mask)
+    hook.remove()
+    assert prefill_rows == [torch.Size([2, ids.shape[1] - 1])]
+    assert inputs["past_key_values"].get_seq_length() == ids.shape[1] - 1
+    kw = dict(do_sample=True, top_k=0, max_new_tokens=6, pad_token_id=0, eos_token_id=None,
+              output_scores=True, return_dict_in_generate=True)
+    runs = []
+    for given in (dict(input_ids=ids, attention_mask=mask), inputs):
+        torch.manual_seed(3)
+        runs.append(model.generate(**given, **kw))
+    plain, shared = runs
+    assert torch.equal(plain.sequences, shared.sequences)
+    for a, b in zip(plain.scores, shared.scores):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    distinct = tok(["w5 w6", "w3 w4"], return_tensors="pt", padding=True)
+    assert set(prefilled(model, distinct["input_ids"], distinct["attention_mask"])) == {"input_ids", "attention_mask"}
+
+
+def test_shared_prefill_in_rloo_and_generation(tmp_path, monkeypatch):
+    """`rl.shared_prefill` routes TRL's sampling through generate.prefilled (its batch repeats each
+    prompt num_generations times) and the step trains."""
+    from rcfd import generate as G
+
+    calls = []
+
+    def spy(model, input_ids, attention_mask=None):
+        calls.append(input_ids.shape[0])
+        return real(model, input_ids, attention_mask)
+
+    real = G.prefilled
+    monkeypatch.setattr(G, "prefilled", spy)
+    t = tiny_rl_trainer(tmp_path, shared_prefill=True)("shared")
+    t.train()
+    assert calls == [4] and t.state.global_step == 1  # 2 prompts x 2 generations

@@ -92,3 +92,25 @@ def test_ppo_learns_a_trivial_reward(tmp_path):
     assert len(rewards) == 40 and all(math.isfinite(r) for r in rewards)
     first, last = sum(rewards[:4]) / 4, sum(rewards[-20:]) / 20
     assert last > 4 / 14 + 0.07 and last > first + 0.05, rewards  # chance: 4/14 (0.29); it plateaus near 0.4
+
+
+def test_ppo_samples_through_the_shared_prefill(tmp_path, monkeypatch):
+    """`rl.shared_prefill` in PPO's own loop: each rollout's sampling goes through generate.prefilled
+    with every prompt repeated num_generations times, and training runs."""
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from rcfd import ppo
+
+    calls = []
+    real = ppo.prefilled
+    monkeypatch.setattr(ppo, "prefilled", lambda model, ids, mask=None: calls.append(ids.shape[0]) or real(model, ids, mask))
+    tok = bench.synthetic_tokenizer(16)
+    model = AutoModelForCausalLM.from_config(LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                                         intermediate_size=128, vocab_size=16, pad_token_id=0))
+    rows = [{"prompt": p} for p in bench.random_prompts(8, 3, 16, seed=1)]
+    cfg = PPOConfig(steps=2, prompts_per_step=2, num_generations=2, max_new_tokens=4, shared_prefill=True,
+                    gradient_checkpointing=False, device="cpu", seed=0)
+    ckpt = Checkpoints(tmp_path / "ckpt")
+    ckpt.claim()
+    history = PPOTrainer(model, tok, rows, make_reward_func("reward", LowIdReward()), 0.0, cfg, ckpt).train()
+    assert calls == [4, 4] and sum("reward" in h for h in history) == 2
