@@ -249,7 +249,8 @@ def step_validate_judge(a) -> None:
     from . import judge_validation as V
 
     task = a.params["task"]
-    cfg = from_params(J.JudgeConfig, {**a.params["judge"], "device": a.params["device"]}, f"{task}.evaluate.judge")
+    cfg = from_params(J.JudgeConfig, {**a.params["judge"], "device": a.params["device"],
+                                      "cpu_bf16": a.params.get("cpu_bf16", False)}, f"{task}.evaluate.judge")
     vcfg = from_params(V.ValidationConfig, cfg.validation, f"{task}.evaluate.judge.validation")
     rows = read_rows(a.data, ["id", "prompt", "demo", "split"])
     train = [r for r in rows if r["split"] == "train"]

@@ -40,7 +40,7 @@ def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params:
     rm = params["reward_model"]
     # token log-likelihoods under the frozen initial policy: the naturalness proxy, the
     # log-lik-vs-position curve and, in use case 1, the reward itself
-    base = LogLikelihood(models.policy, rm["batch_size"], pick_device(rm["device"]))
+    base = LogLikelihood(models.policy, rm["batch_size"], pick_device(rm["device"]), params.get("cpu_bf16", False))
     token_lps = base.token_logprobs(prompts, completions)
     loglik = [mean_or_nan(t) for t in token_lps]
     same_model = rm.get("kind") == "loglik" and models.rm == models.policy
@@ -65,7 +65,8 @@ def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params:
     if "vader_success" in params.get("proxies", []):
         row["success_vader"] = M.vader_success(texts)
     if params.get("judge"):
-        row.update(judge_scores(models.judge, params["judge"], rm["device"], gens, scored, train))
+        judge = {**params["judge"], "cpu_bf16": params.get("cpu_bf16", False)}
+        row.update(judge_scores(models.judge, judge, rm["device"], gens, scored, train))
     if params.get("mauve"):  # the demonstrations against themselves would be trivially 1: left empty
         row["mauve"] = float("nan") if is_demonstrations else \
             mauve(models.features, params["mauve"], rm["device"], [d["demo"] for d in demos], completions)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .utils import InputError, batched, log
+from .utils import InputError, batched, cpu_autocast, log
 
 FIELDS = {"text", "prompt", "completion", "example", "example_completion"}
 
@@ -41,6 +41,7 @@ class JudgeConfig:
     no_words: list[str] = field(default_factory=lambda: ["No", " No"])
     validation: dict = field(default_factory=dict)  # how it is validated (judge_validation.ValidationConfig)
     device: str = "auto"
+    cpu_bf16: bool = False  # the evaluation's `cpu_bf16` (the workflow passes it): bf16 autocast on CPU
 
     def __post_init__(self):
         for name, template in self.questions.items():
@@ -113,8 +114,9 @@ class Judge:
                 ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
                 positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each text starts at position 0
                 # only the last position's logits are read: the LM head runs on it alone
-                logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                    logits_to_keep=1).logits[:, -1].float()
+                with cpu_autocast(self.cfg.cpu_bf16, str(device)):
+                    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                        logits_to_keep=1).logits[:, -1].float()
                 # P(Yes) / (P(Yes) + P(No)) = sigmoid(log P(Yes) - log P(No)); the softmax's normaliser cancels
                 yes, no = (torch.logsumexp(logits[:, i], dim=-1) for i in (self.yes, self.no))
                 out.append(torch.sigmoid(yes - no).cpu().numpy())

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .utils import InputError, batched, log
+from .utils import InputError, batched, cpu_autocast, log
 
 
 def rcfd_reward(policy_reward: torch.Tensor | float, demo_reward: torch.Tensor | float):
@@ -141,12 +141,14 @@ class LogLikelihood:
     Batched; the model stays in memory across calls.
     """
 
-    def __init__(self, path: str, batch_size: int = 32, device: str = "cpu"):
+    def __init__(self, path: str, batch_size: int = 32, device: str = "cpu", cpu_bf16: bool = False):
         from .models import load_policy, load_tokenizer
 
         self.tokenizer = load_tokenizer(path, padding_side="right")
         self.model = load_policy(path, None, device)
-        self.batch_size, self.device = batch_size, device
+        # cpu_bf16: the forward under bf16 autocast on CPU (utils.cpu_autocast), 1.8x faster on this
+        # AVX512-BF16 CPU; the per-sequence mean moves by at most 0.03 nats (docs/configuration.md)
+        self.batch_size, self.device, self.cpu_bf16 = batch_size, device, cpu_bf16
 
     @torch.inference_mode()
     def token_logprobs(self, prompts: list[str], continuations: list[str]) -> list[list[float]]:
@@ -168,7 +170,8 @@ class LogLikelihood:
             # head and the softmax run only from the earliest continuation's position on.
             first = [max(n, 1) - 1 for n in n_prompt]  # the position predicting each continuation's first token
             start = min(first)
-            logits = self.model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width - start).logits
+            with cpu_autocast(self.cpu_bf16, self.device):
+                logits = self.model(input_ids=input_ids, attention_mask=attention, logits_to_keep=width - start).logits
             logp = torch.log_softmax(logits[:, :-1].float(), -1).gather(-1, input_ids[:, start + 1:, None])[..., 0].cpu()
             out.extend(logp[b, f - start:len(i) - 1 - start].tolist() for b, (f, i) in enumerate(zip(first, ids)))
         return out

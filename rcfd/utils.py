@@ -147,6 +147,14 @@ def pick_dtype(device: str):
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
+def cpu_autocast(enabled: bool, device: str):
+    """bf16 autocast of the matmuls on CPU when `enabled` (a GPU's weights are bf16 already,
+    pick_dtype); fp32 accumulation and outputs, as on GPU."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled and not str(device).startswith("cuda"))
+
+
 def batched(items: list[T], size: int) -> Iterable[list[T]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]

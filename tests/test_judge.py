@@ -48,6 +48,18 @@ def test_soft_score_is_the_yes_no_share_of_the_next_token_probabilities(judge):
     assert row["judge_success_soft"] == pytest.approx(soft.mean())
 
 
+
+def test_judge_cpu_bf16_runs_under_autocast_and_stays_close(tiny_models, judge):
+    """JudgeConfig.cpu_bf16 (the evaluation's cpu_bf16): the forward under bf16 autocast, soft scores
+    within bf16 rounding of the fp32 judge's."""
+    bf16 = J.Judge(tiny_models["llama"], J.JudgeConfig(questions=QUESTIONS, batch_size=3, device="cpu", cpu_bf16=True))
+    seen = []
+    bf16.model.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))  # returns None
+    messages = ["Is it good?", "A much longer question about a film that was dull and long, is it good?"]
+    got = bf16.soft_scores(messages)
+    assert seen == [True]
+    np.testing.assert_allclose(got, judge.soft_scores(messages), atol=0.02)
+
 def test_one_shot_question_shows_the_example(judge):
     sample = {"prompt": "This film", "completion": " was a mess."}
     msg = J.fill(QUESTIONS["naturalness"], sample, EXAMPLE, judge.cut)

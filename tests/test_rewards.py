@@ -77,6 +77,21 @@ def test_loglikelihood_matches_a_hand_computation(tiny_models):
     assert got == pytest.approx(expected, abs=1e-4)
 
 
+
+def test_loglikelihood_cpu_bf16_runs_under_autocast_and_stays_close(tiny_models):
+    """`<task>.evaluate.cpu_bf16`: the scoring forward runs under bf16 autocast (fp32 without it) and
+    the log-likelihoods stay within bf16 rounding of the fp32 ones."""
+    from rcfd.rewards import LogLikelihood
+
+    prompts, conts = ["This quiet film", "The"], [" was wonderful.", " cast kept me awake and smiling."]
+    scores, seen = {}, []
+    for bf16 in (False, True):
+        ll = LogLikelihood(tiny_models["llama"], batch_size=2, cpu_bf16=bf16)
+        ll.model.register_forward_pre_hook(lambda *_: seen.append(torch.is_autocast_enabled("cpu")))  # returns None
+        scores[bf16] = ll.score(prompts, conts)
+    assert seen == [False, True]
+    assert scores[True] == pytest.approx(scores[False], abs=0.05) and scores[True] != scores[False]
+
 def test_loglik_reward_for_trl(tiny_models):
     """Use case 1: the RCfD reward on the log-likelihood; an empty completion gets the batch's worst."""
     from rcfd.rewards import LogLikelihood

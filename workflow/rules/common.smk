@@ -322,7 +322,9 @@ def judge_validation(task):
 
 
 def judge_validation_params(task):
-    return as_json({"task": task, "judge": config[task]["evaluate"]["judge"], "device": config["device"]})
+    evaluate = config[task]["evaluate"]  # the judge runs at the evaluation's precision (cpu_bf16)
+    return as_json({"task": task, "judge": evaluate["judge"], "device": config["device"],
+                    **{k: evaluate[k] for k in ["cpu_bf16"] if k in evaluate}})
 
 
 def judge_validation_option(w, input):
