@@ -37,8 +37,9 @@ def prefilled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
     row: at 150-token prompts that is a third of sampling on CPU. Here the prefill runs on the
     distinct rows up to the last prompt token, its cache is copied to every row, and `generate`
     goes on from the last token: the same positions (from the attention mask, as `generate` makes
-    them) and the same keys and values, up to rounding; sampling draws the same random numbers.
-    With no repeated row the inputs are returned as they are."""
+    them) and the same keys and values, up to rounding (in fp32 the same tokens; under bf16
+    autocast a smaller batch rounds otherwise); sampling draws the same random numbers. With no
+    repeated row the inputs are returned as they are."""
     from transformers import DynamicCache
 
     if attention_mask is None:
