@@ -56,9 +56,10 @@ class RLConfig(LoraTraining):
     # Sample with the LoRA adapter merged into the base weights (rl.MergedGeneration): a decoded token
     # then costs the base model's matmuls only. Off by default: the committed results sampled unmerged.
     merged_generation: bool = False
-    # Run each prompt's forward pass once for its num_generations samples (generate.prefilled): the
-    # same samples up to rounding, sampling 16% faster at the summaries' 150-token prompts. Not with the
-    # compiled CUDA decoding (its static cache). Off: the committed results were sampled without it.
+    # Run each prompt's forward pass once for its num_generations samples, in sampling
+    # (generate.prefilled; not with the compiled CUDA decoding's static cache) and in the loss's
+    # forward and backward (SharedPrefixLoss): the same samples and gradient up to rounding, for
+    # less work at long prompts (docs/configuration.md). Off: the committed results ran without it.
     shared_prefill: bool = False
 
     def __post_init__(self):
@@ -187,6 +188,48 @@ class LossLogprobs:
         trainer._get_per_token_logps_and_entropies = logprobs_once
 
 
+class SharedPrefixLoss:
+    """RLConfig.shared_prefill in the loss: TRL's log-probability forward (with gradients for the
+    loss, without for the sampling policy's and the reference's) runs each distinct prompt once.
+    A prompt's keys and values do not depend on its completions (causal attention), so the prompt
+    up to its last token runs on the distinct prompts, its KV cache is copied to their samples
+    (`index_select`: differentiable, the samples' gradients add up in the shared prefix) and the
+    last prompt token plus the completion run on every row: the same positions (TRL's, 0..L-1, as
+    the cache continues them) and, in exact arithmetic, the same log-probabilities and gradient.
+    Falls back to TRL's forward when no prompt repeats and under activation recomputation (which
+    runs without a cache). Wraps this trainer's `_get_per_token_logps_and_entropies`."""
+
+    def __init__(self, trainer):
+        logprobs = trainer._get_per_token_logps_and_entropies
+
+        def shared(model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
+                   compute_aux_loss=False, **multimodal):
+            from transformers import DynamicCache
+
+            prefix = input_ids.size(1) - logits_to_keep - 1  # every prompt token but the last
+            rows = torch.cat([input_ids[:, :prefix], attention_mask[:, :prefix]], dim=1)
+            distinct, copy_of = torch.unique(rows, dim=0, return_inverse=True)
+            other_inputs = compute_aux_loss or any(v is not None for v in multimodal.values())
+            if (prefix < 1 or len(distinct) == len(rows) or other_inputs
+                    or getattr(model, "is_gradient_checkpointing", False)):
+                return logprobs(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
+                                compute_aux_loss, **multimodal)
+            ids, mask = distinct.split(prefix, dim=1)
+            cache = DynamicCache(config=trainer.model.config)
+            with trainer.accelerator.autocast():
+                model(input_ids=ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1)
+                cache.reorder_cache(copy_of)
+                rest = input_ids[:, prefix:]
+                labels = rest.masked_fill(attention_mask[:, prefix:] == 0, -100)
+                labels[:, 0] = -100  # the last prompt token: context, not scored
+                out = model(input_ids=rest, attention_mask=attention_mask, past_key_values=cache, labels=labels,
+                            fused_lm_head=True)
+            entropy = out.entropy[:, -logits_to_keep:] if compute_entropy else None
+            return out.log_probs[:, -logits_to_keep:], entropy, None
+
+        trainer._get_per_token_logps_and_entropies = shared
+
+
 class MergedGeneration:
     """RLConfig.merged_generation: sample with the LoRA adapter merged into the base weights, so a
     decoded token skips the adapter's two small matmuls per layer (decoding 8 x 80 tokens of
@@ -280,14 +323,16 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
         peft_config=cfg.lora.peft_config(), callbacks=[StallWarning(), *fault_injection()],
     )
     trainer.generation_config.disable_compile = not compiled
+    if cfg.shared_prefill:
+        if not compiled:
+            share_prefill(trainer.model)
+        SharedPrefixLoss(trainer)  # first: LossLogprobs wraps this forward
     on_policy = beta == 0 and cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
     if cfg.old_logprobs == "loss" and on_policy:
         LossLogprobs(trainer)
     if cfg.merged_generation:
         MergedGeneration(trainer)
-    if cfg.shared_prefill and not compiled:
-        share_prefill(trainer.model)
-    trainer.add_callback(StepPhases(trainer))  # after both: it times the skipped pass and the merging too
+    trainer.add_callback(StepPhases(trainer))  # after the others: it times the skipped pass and the merging too
     return trainer
 
 

@@ -212,3 +212,44 @@ def test_shared_prefill_in_rloo_and_generation(tmp_path, monkeypatch):
     t = tiny_rl_trainer(tmp_path, shared_prefill=True)("shared")
     t.train()
     assert calls == [4] and t.state.global_step == 1  # 2 prompts x 2 generations
+
+
+def test_shared_prefix_loss_gives_trl_log_probabilities_and_gradient(tmp_path):
+    """rl.SharedPrefixLoss (rl.shared_prefill in the loss): on a batch of repeated, left-padded
+    prompts with right-padded completions, the log-probabilities, entropies and the LoRA gradient
+    equal TRL's own forward (fp32, up to rounding), and the prompt runs once per distinct prompt."""
+    from peft.tuners.lora import LoraLayer
+
+    from rcfd.models import LoraSettings
+    from rcfd.rl import SharedPrefixLoss
+
+    # TRL's forward called here directly (no LossLogprobs); LoRA dropout 0 so that two passes can agree
+    t = tiny_rl_trainer(tmp_path, old_logprobs="recompute", lora=LoraSettings(dropout=0.0))("plain")
+    for layer in (m for m in t.model.modules() if isinstance(m, LoraLayer)):  # a non-zero adapter
+        torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.5)
+    tok = t.processing_class
+    prompts = tok(["w5 w6 w7 w8", "w5 w6 w7 w8", "w3 w4", "w3 w4"], return_tensors="pt", padding=True)
+    completions = torch.tensor([[9, 10, 11], [12, 13, 0], [14, 0, 0], [15, 16, 17]])
+    input_ids = torch.cat([prompts["input_ids"], completions], 1)
+    mask = torch.cat([prompts["attention_mask"], (completions != 0).long()], 1)
+    assert (prompts["attention_mask"] == 0).any()
+    t.model.train()
+    lora = [p for n, p in t.model.named_parameters() if "lora_" in n]
+
+    def run():
+        t.model.zero_grad()
+        logps, entropy, _ = t._get_per_token_logps_and_entropies(t.model, input_ids, mask, 3, compute_entropy=True)
+        (logps * (completions != 0)).sum().backward()
+        return logps.detach(), entropy.detach(), [p.grad.clone() for p in lora]
+
+    plain = run()
+    SharedPrefixLoss(t)
+    rows = []
+    hook = t.model.register_forward_pre_hook(lambda m, args, kw: rows.append(kw["input_ids"].shape), with_kwargs=True)
+    shared = run()
+    hook.remove()
+    assert rows == [torch.Size([2, input_ids.size(1) - 4]), torch.Size([4, 4])]  # distinct prefixes, then every row
+    torch.testing.assert_close(shared[0], plain[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(shared[1], plain[1], atol=1e-5, rtol=1e-5)
+    for a, b in zip(shared[2], plain[2]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
