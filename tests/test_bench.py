@@ -20,8 +20,9 @@ NOT_ON_CPU = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_floo
 
 @pytest.mark.parametrize("cpu_bf16", [False, True])
 def test_bench_tiny_cpu(tmp_path, cpu_bf16):
+    # the bf16 case also runs our step with its speed settings (shared prefill, merged sampling)
     params = {"prompts": 2, "prompt_tokens": 4, "new_tokens": 4, "warmup": 1, "steps": 2, "device": "cpu",
-              "cpu_bf16": cpu_bf16}
+              "cpu_bf16": cpu_bf16, "shared_prefill": cpu_bf16, "merged_generation": cpu_bf16}
     assert main(["bench", "--shape", "tiny", "--out", str(tmp_path), "--params", json.dumps(params)]) == 0
     row = json.loads((tmp_path / "cpu-tiny-movies.json").read_text())
     for key in ["device", "torch", "transformers", "trl", "shape", "prompts", "sequences", "prompt_tokens",
@@ -30,6 +31,7 @@ def test_bench_tiny_cpu(tmp_path, cpu_bf16):
     assert (row["shape"], row["sequences"], row["prompt_tokens"], row["new_tokens"]) == ("tiny", 4, 4, 4)
     assert all(math.isfinite(row[k]) and row[k] > 0 for k in THROUGHPUTS), row
     assert all(math.isnan(row[k]) for k in NOT_ON_CPU) and row["cpu_bf16"] is cpu_bf16
+    assert row["shared_prefill"] is row["merged_generation"] is cpu_bf16
     csv = pd.read_csv(tmp_path / "cpu-tiny-movies.csv")
     assert set(csv.columns) == set(row)
     assert csv["gen_tok_s"].iloc[0] > 0 and csv["train_mfu"].isna().all()
