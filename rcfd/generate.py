@@ -34,7 +34,7 @@ def prefilled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
 
     Several samples of one prompt (RLOO's generations, the evaluation's samples per prompt) sit in a
     batch as repeated rows, and `generate` runs the prompt's forward pass (the prefill) for every
-    row: at 150-token prompts that is a third of sampling on CPU. Here the prefill runs on the
+    row: at 150-token prompts a fifth of sampling 80 tokens on CPU. Here the prefill runs on the
     distinct rows up to the last prompt token, its cache is copied to every row, and `generate`
     goes on from the last token: the same positions (from the attention mask, as `generate` makes
     them) and the same keys and values, up to rounding (in fp32 the same tokens; under bf16

@@ -148,8 +148,8 @@ def pick_dtype(device: str):
 
 
 def cpu_autocast(enabled: bool, device: str):
-    """bf16 autocast of the matmuls on CPU when `enabled` (a GPU's weights are bf16 already,
-    pick_dtype); fp32 accumulation and outputs, as on GPU."""
+    """bf16 autocast on CPU when `enabled`: the matmuls in bf16, as a GPU run computes them (its
+    weights are bf16 already, pick_dtype); a no-op on GPU."""
     import torch
 
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled and not str(device).startswith("cuda"))
