@@ -28,6 +28,24 @@ class GenerateConfig:
     shared_prefill: bool = False
 
 
+def prefix_cache(model, ids: torch.Tensor, mask: torch.Tensor, positions_from_mask: bool = False):
+    """The KV cache of the prompt prefixes `ids` (`mask`), computed once per distinct row and copied
+    to every row (`index_select`: differentiable, so under autograd the rows' gradients add up in
+    the shared prefix); None when no row repeats. Positions: from the mask, as `generate` makes
+    them, or the model's default 0..n-1 (TRL's training forward)."""
+    from transformers import DynamicCache
+
+    distinct, copy_of = torch.unique(torch.cat([ids, mask], dim=1), dim=0, return_inverse=True)
+    if len(distinct) == len(ids):
+        return None
+    ids, mask = distinct.split(ids.shape[1], dim=1)
+    positions = {"position_ids": (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)} if positions_from_mask else {}
+    cache = DynamicCache(config=model.config)
+    model(input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True, logits_to_keep=1, **positions)
+    cache.reorder_cache(copy_of)  # one copy per row
+    return cache
+
+
 @torch.no_grad()
 def prefilled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict:
     """`generate`'s inputs with the prompts' KV cache computed once per distinct prompt.
@@ -35,27 +53,17 @@ def prefilled(model, input_ids: torch.Tensor, attention_mask: torch.Tensor | Non
     Several samples of one prompt (RLOO's generations, the evaluation's samples per prompt) sit in a
     batch as repeated rows, and `generate` runs the prompt's forward pass (the prefill) for every
     row: at 150-token prompts a fifth of sampling 80 tokens on CPU. Here the prefill runs on the
-    distinct rows up to the last prompt token, its cache is copied to every row, and `generate`
-    goes on from the last token: the same positions (from the attention mask, as `generate` makes
-    them) and the same keys and values, up to rounding (in fp32 the same tokens; under bf16
-    autocast a smaller batch rounds otherwise); sampling draws the same random numbers. With no
-    repeated row the inputs are returned as they are."""
-    from transformers import DynamicCache
-
+    distinct rows up to the last prompt token (prefix_cache), and `generate` goes on from the last
+    token: the same positions and the same keys and values, up to rounding (in fp32 the same
+    tokens; under bf16 autocast a smaller batch rounds otherwise); sampling draws the same random
+    numbers. With no repeated row the inputs are returned as they are."""
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
-    rows = torch.cat([input_ids, attention_mask], dim=1)
-    distinct, copy_of = torch.unique(rows, dim=0, return_inverse=True)
-    if len(distinct) == len(rows) or input_ids.shape[1] < 2:
+    if input_ids.shape[1] < 2:
         return inputs
-    ids, mask = distinct.split(input_ids.shape[1], dim=1)
-    positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 0)  # as generate's own prefill
-    cache = DynamicCache(config=model.config)
-    model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=positions[:, :-1],
-          past_key_values=cache, use_cache=True, logits_to_keep=1)
-    cache.reorder_cache(copy_of)  # one copy per row
-    return {**inputs, "past_key_values": cache}
+    cache = prefix_cache(model, input_ids[:, :-1], attention_mask[:, :-1], positions_from_mask=True)
+    return inputs if cache is None else {**inputs, "past_key_values": cache}
 
 
 def share_prefill(model) -> None:

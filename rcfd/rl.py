@@ -18,7 +18,7 @@ import torch
 from transformers import TrainerCallback
 
 from .checkpoints import Checkpoints, fault_injection, fit
-from .generate import share_prefill
+from .generate import prefix_cache, share_prefill
 from .models import load_tokenizer
 from .train import LoraTraining, per_process, trainer_args
 from .utils import InputError, log, pick_device, pick_dtype, seed_everything
@@ -204,21 +204,18 @@ class SharedPrefixLoss:
 
         def shared(model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
                    compute_aux_loss=False, **multimodal):
-            from transformers import DynamicCache
-
-            prefix = input_ids.size(1) - logits_to_keep - 1  # every prompt token but the last
-            rows = torch.cat([input_ids[:, :prefix], attention_mask[:, :prefix]], dim=1)
-            distinct, copy_of = torch.unique(rows, dim=0, return_inverse=True)
-            other_inputs = compute_aux_loss or any(v is not None for v in multimodal.values())
-            if (prefix < 1 or len(distinct) == len(rows) or other_inputs
-                    or getattr(model, "is_gradient_checkpointing", False)):
+            def trl():
                 return logprobs(model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy,
                                 compute_aux_loss, **multimodal)
-            ids, mask = distinct.split(prefix, dim=1)
-            cache = DynamicCache(config=trainer.model.config)
+
+            prefix = input_ids.size(1) - logits_to_keep - 1  # every prompt token but the last
+            other_inputs = compute_aux_loss or any(v is not None for v in multimodal.values())
+            if prefix < 1 or other_inputs or getattr(model, "is_gradient_checkpointing", False):
+                return trl()
             with trainer.accelerator.autocast():
-                model(input_ids=ids, attention_mask=mask, past_key_values=cache, logits_to_keep=1)
-                cache.reorder_cache(copy_of)
+                cache = prefix_cache(model, input_ids[:, :prefix], attention_mask[:, :prefix])
+                if cache is None:  # no prompt repeats
+                    return trl()
                 rest = input_ids[:, prefix:]
                 labels = rest.masked_fill(attention_mask[:, prefix:] == 0, -100)
                 labels[:, 0] = -100  # the last prompt token: context, not scored
