@@ -39,11 +39,14 @@ def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params:
     texts = [x + y for x, y in zip(prompts, completions)]
     rm = params["reward_model"]
     # token log-likelihoods under the frozen initial policy: the naturalness proxy, the
-    # log-lik-vs-position curve and, in use case 1, the reward itself
-    base = LogLikelihood(models.policy, rm["batch_size"], pick_device(rm["device"]), params.get("cpu_bf16", False))
+    # log-lik-vs-position curve and, in use case 1, the reward itself. Where it is the reward it
+    # stays in fp32 whatever cpu_bf16 says: the demonstrations' rewards it is compared with (A)
+    # come from score_demos in fp32, and bf16 rounding alone would move A.
+    same_model = rm.get("kind") == "loglik" and models.rm == models.policy
+    bf16 = params.get("cpu_bf16", False) and not same_model
+    base = LogLikelihood(models.policy, rm["batch_size"], pick_device(rm["device"]), bf16)
     token_lps = base.token_logprobs(prompts, completions)
     loglik = [mean_or_nan(t) for t in token_lps]
-    same_model = rm.get("kind") == "loglik" and models.rm == models.policy
     rewards = loglik if same_model else load_reward_model(models.rm, rm).score(prompts, completions)
     scored = [dict(g, method=method, seed=seed, reward=r, loglik=ll) for g, r, ll in zip(gens, rewards, loglik)]
     demo_rewards = [d["demo_reward"] for d in demos]

@@ -54,12 +54,12 @@ class RLConfig(LoraTraining):
     # ~16% of the samples of a step (docs/time.md). Elsewhere "recompute" is used.
     old_logprobs: str = "loss"
     # Sample with the LoRA adapter merged into the base weights (rl.MergedGeneration): a decoded token
-    # then costs the base model's matmuls only. Off by default: the committed results sampled unmerged.
+    # then costs the base model's matmuls only. Off by default; config.yaml turns it on for the CPU runs.
     merged_generation: bool = False
     # Run each prompt's forward pass once for its num_generations samples, in sampling
     # (generate.prefilled; not with the compiled CUDA decoding's static cache) and in the loss's
     # forward and backward (SharedPrefixLoss): the same samples and gradient up to rounding, for
-    # less work at long prompts (docs/configuration.md). Off: the committed results ran without it.
+    # less work at long prompts (docs/configuration.md). Off by default; config.yaml turns it on for the CPU runs.
     shared_prefill: bool = False
 
     def __post_init__(self):

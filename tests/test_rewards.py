@@ -264,3 +264,23 @@ def test_monitors_log_the_raw_reward_and_length_of_the_scored_batch(tiny_models)
     raw = original(prompts, completions)
     assert logged == pytest.approx({"monitor/reward_model": np.mean(raw), "monitor/length": 1.0, "monitor/empty": 0.5})
     assert out == pytest.approx([-r ** 2 for r in raw], abs=1e-6) and len(calls) == 1
+
+
+def test_evaluated_loglik_reward_stays_fp32_under_cpu_bf16(tiny_models):
+    """Use case 1 with `evaluate.cpu_bf16`: the log-likelihood that *is* the reward is scored in fp32,
+    as `score_demos` scores the demonstrations, so the demonstrations evaluated as a run get exactly
+    their own demo_reward back and A against themselves is 0 (bf16 rounding would move it)."""
+    from rcfd.evaluate import EvalModels, demonstrations_as_run, evaluate_run
+    from rcfd.rewards import LogLikelihood
+
+    prompts = ["This quiet film", "The", "Her new film", "That loud film"]
+    demos_text = [" was wonderful.", " cast kept me awake and smiling.", " was moving.", " was a mess."]
+    demo_rewards = LogLikelihood(tiny_models["llama"], batch_size=2).score(prompts, demos_text)
+    demos = [{"id": i, "prompt": p, "demo": d, "demo_tokens": len(d.split()), "demo_reward": r}
+             for i, (p, d, r) in enumerate(zip(prompts, demos_text, demo_rewards))]
+    params = {"task": "wiki", "cpu_bf16": True, "self_bleu_samples": 4, "alignment": {},
+              "reward_model": {"kind": "loglik", "batch_size": 2, "device": "cpu"}}
+    models = EvalModels(policy=tiny_models["llama"], rm=tiny_models["llama"])
+    row, scored, _ = evaluate_run(demos, demonstrations_as_run(demos), [], params, models, "demonstrations", 0, True)
+    assert [s["reward"] for s in scored] == demo_rewards
+    assert row["alignment"] == 0.0
