@@ -64,11 +64,12 @@ def test_appendix_configured_estimator_is_the_tables_alignment(name):
         assert recomputed[method] == pytest.approx(table.at[method, "A ↓"], abs=0.006)
 
 
-@pytest.mark.parametrize("run", ["movies_seeds", "movies_snippets_seeds"])
-def test_three_seed_movie_table_rebuilds_with_confidence_intervals(run):
-    """The three-seed movie-review runs (IMDB reviews; Rotten Tomatoes snippets) give their committed
-    Table 6: means and 95% CI half-widths over the seeds, from their per-run CSVs."""
-    table = assert_table_rebuilds("table6", REPO / "results/ablations" / run / "run").set_index("method")
+@pytest.mark.parametrize(("run", "name"), [("movies_seeds", "table6"), ("movies_snippets_seeds", "table6"),
+                                         ("summaries_seeds", "table1")])
+def test_three_seed_table_rebuilds_with_confidence_intervals(run, name):
+    """The three-seed runs (IMDB reviews; Rotten Tomatoes snippets; summaries) give their committed
+    Table 6 or 1: means and 95% CI half-widths over the seeds, from their per-run CSVs."""
+    table = assert_table_rebuilds(name, REPO / "results/ablations" / run / "run").set_index("method")
     assert (table.drop("demonstrations")["seeds"] == 3).all()
     assert table.drop("demonstrations")["A ↓_ci95"].gt(0).all()
 
