@@ -84,9 +84,11 @@ class BenchConfig(LoraTraining):
     warmup: int = 1
     steps: int = 3
     gradient_checkpointing: bool = True  # TRL's RLOO default, which train_rl keeps
-    # our step's speed settings (rl.RLConfig): shared prompt prefill in sampling and loss, merged sampling
+    # our step's speed settings (rl.RLConfig): shared prompt prefill in sampling and loss, merged sampling,
+    # bf16 sampling on CPU
     shared_prefill: bool = False
     merged_generation: bool = False
+    cpu_bf16_sampling: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -289,7 +291,8 @@ def bench_rloo(cfg: BenchConfig, tok, prompts: list[str], device: str, ours: boo
         rl = RLConfig(steps=n_steps, prompts_per_step=cfg.prompts, num_generations=cfg.generations,
                       max_new_tokens=cfg.new_tokens, lora=cfg.lora, seed=cfg.seed, device=device,
                       cpu_bf16=cfg.cpu_bf16, gradient_checkpointing=cfg.gradient_checkpointing,
-                      shared_prefill=cfg.shared_prefill, merged_generation=cfg.merged_generation)
+                      shared_prefill=cfg.shared_prefill, merged_generation=cfg.merged_generation,
+                      cpu_bf16_sampling=cfg.cpu_bf16_sampling)
         trainer = rl_trainer(model, tok, [{"prompt": p, "demo_reward": r} for p, r in zip(prompts, demo_rewards)],
                              make_reward_func("rcfd", rm), 0.0, rl, Checkpoints(work / "ours"))
     else:
@@ -355,6 +358,7 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
         "sequences": B, "prompt_tokens": P, "new_tokens": C, "gradient_checkpointing": cfg.gradient_checkpointing,
         "cpu_bf16": cfg.cpu_bf16 and not device.startswith("cuda"),
         "shared_prefill": cfg.shared_prefill, "merged_generation": cfg.merged_generation,
+        "cpu_bf16_sampling": cfg.cpu_bf16_sampling and not device.startswith("cuda"),
         "lora_r": cfg.lora.r, "lora_alpha": cfg.lora.lora_alpha, "warmup": cfg.warmup, "timed_steps": cfg.steps,
         "params_matmul": r["params_matmul"], "params_lora": r["params_lora"], "peak_bf16_tflops": peak,
         "gen_s": r["gen_s"], "gen_tok_s": B * C / r["gen_s"], "gen_mfu": mfu(gen_flops, r["gen_s"]),

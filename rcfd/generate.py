@@ -10,7 +10,7 @@ import torch
 
 from .models import load_policy, load_tokenizer
 from .rewards import completion_length
-from .utils import batched, log, pick_device, seed_everything
+from .utils import batched, cpu_autocast_decoding, log, pick_device, seed_everything
 
 
 @dataclass
@@ -26,6 +26,9 @@ class GenerateConfig:
     # Run each distinct prompt's forward pass once for its samples (prefilled); off: as the
     # committed results were sampled
     shared_prefill: bool = False
+    # CPU only: sample under bf16 autocast, each weight cast once per batch (utils.cpu_autocast_decoding),
+    # the precision a GPU run samples in; off: fp32
+    cpu_bf16: bool = False
 
 
 def prefix_cache(model, ids: torch.Tensor, mask: torch.Tensor, positions_from_mask: bool = False):
@@ -74,7 +77,7 @@ def share_prefill(model) -> None:
         **prefilled(model, input_ids, attention_mask), **kwargs)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: under it autocast's weight cache (cpu_bf16) stays unused
 def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: GenerateConfig) -> list[dict]:
     """One output row per (prompt, sample): {id, sample, prompt, completion, completion_tokens}."""
     seed_everything(cfg.seed)
@@ -86,11 +89,12 @@ def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: Gener
     for chunk in batched(jobs, cfg.batch_size):
         enc = tok([r["prompt"] for r, _ in chunk], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)
-        inputs = prefilled(model, enc["input_ids"], enc["attention_mask"]) if cfg.shared_prefill else enc
-        gen = model.generate(
-            **inputs, do_sample=cfg.temperature > 0, temperature=cfg.temperature or None,
-            top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
-        )
+        with cpu_autocast_decoding(model, cfg.cpu_bf16, device):
+            inputs = prefilled(model, enc["input_ids"], enc["attention_mask"]) if cfg.shared_prefill else enc
+            gen = model.generate(
+                **inputs, do_sample=cfg.temperature > 0, temperature=cfg.temperature or None,
+                top_p=cfg.top_p, top_k=cfg.top_k, max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
+            )
         new = gen[:, enc["input_ids"].shape[1]:]
         for (r, s), ids in zip(chunk, new):
             ids = ids[ids != tok.pad_token_id] if tok.pad_token_id != tok.eos_token_id else ids

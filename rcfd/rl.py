@@ -21,7 +21,7 @@ from .checkpoints import Checkpoints, fault_injection, fit
 from .generate import prefix_cache, share_prefill
 from .models import load_tokenizer
 from .train import LoraTraining, per_process, trainer_args
-from .utils import InputError, log, pick_device, pick_dtype, seed_everything
+from .utils import InputError, cpu_autocast_decoding, log, pick_device, pick_dtype, seed_everything
 
 
 @dataclass
@@ -56,6 +56,9 @@ class RLConfig(LoraTraining):
     # Sample with the LoRA adapter merged into the base weights (rl.MergedGeneration): a decoded token
     # then costs the base model's matmuls only. Off by default; config.yaml turns it on for the CPU runs.
     merged_generation: bool = False
+    # CPU only: sample under bf16 autocast (the precision of the loss's forward under cpu_bf16, and of
+    # a GPU run), each weight cast once per sampling call (rl.Bf16Sampling). Off: fp32 sampling.
+    cpu_bf16_sampling: bool = False
     # Run each prompt's forward pass once for its num_generations samples, in sampling
     # (generate.prefilled; not with the compiled CUDA decoding's static cache) and in the loss's
     # forward and backward (SharedPrefixLoss): the same samples and gradient up to rounding, for
@@ -84,7 +87,7 @@ class PPOConfig(RLConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for key in ("cpu_bf16", "merged_generation"):
+        for key in ("cpu_bf16", "merged_generation", "cpu_bf16_sampling"):
             if getattr(self, key):
                 raise InputError(f"config key 'rl.{key}': PPO (rcfd.ppo's own loop) does not support it; use RLOO")
 
@@ -227,6 +230,22 @@ class SharedPrefixLoss:
         trainer._get_per_token_logps_and_entropies = shared
 
 
+class Bf16Sampling:
+    """RLConfig.cpu_bf16_sampling: TRL samples in fp32 on CPU (its autocast covers the loss only);
+    here sampling runs under bf16 autocast with each weight cast once per call
+    (utils.cpu_autocast_decoding). Wraps this trainer's `_generate`; under merged_generation the
+    merged weights are the ones cast."""
+
+    def __init__(self, trainer, device: str):
+        generate = trainer._generate
+
+        def bf16(*args, **kwargs):
+            with cpu_autocast_decoding(trainer.model, True, device):
+                return generate(*args, **kwargs)
+
+        trainer._generate = bf16
+
+
 class MergedGeneration:
     """RLConfig.merged_generation: sample with the LoRA adapter merged into the base weights, so a
     decoded token skips the adapter's two small matmuls per layer (decoding 8 x 80 tokens of
@@ -327,6 +346,8 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
     on_policy = beta == 0 and cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
     if cfg.old_logprobs == "loss" and on_policy:
         LossLogprobs(trainer)
+    if cfg.cpu_bf16_sampling:
+        Bf16Sampling(trainer, device)  # first: MergedGeneration merges outside it
     if cfg.merged_generation:
         MergedGeneration(trainer)
     trainer.add_callback(StepPhases(trainer))  # after the others: it times the skipped pass and the merging too

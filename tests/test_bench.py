@@ -22,7 +22,8 @@ NOT_ON_CPU = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_floo
 def test_bench_tiny_cpu(tmp_path, cpu_bf16):
     # the bf16 case also runs our step with its speed settings (shared prefill, merged sampling)
     params = {"prompts": 2, "prompt_tokens": 4, "new_tokens": 4, "warmup": 1, "steps": 2, "device": "cpu",
-              "cpu_bf16": cpu_bf16, "shared_prefill": cpu_bf16, "merged_generation": cpu_bf16}
+              "cpu_bf16": cpu_bf16, "shared_prefill": cpu_bf16, "merged_generation": cpu_bf16,
+              "cpu_bf16_sampling": cpu_bf16}
     assert main(["bench", "--shape", "tiny", "--out", str(tmp_path), "--params", json.dumps(params)]) == 0
     row = json.loads((tmp_path / "cpu-tiny-movies.json").read_text())
     for key in ["device", "torch", "transformers", "trl", "shape", "prompts", "sequences", "prompt_tokens",
@@ -31,7 +32,7 @@ def test_bench_tiny_cpu(tmp_path, cpu_bf16):
     assert (row["shape"], row["sequences"], row["prompt_tokens"], row["new_tokens"]) == ("tiny", 4, 4, 4)
     assert all(math.isfinite(row[k]) and row[k] > 0 for k in THROUGHPUTS), row
     assert all(math.isnan(row[k]) for k in NOT_ON_CPU) and row["cpu_bf16"] is cpu_bf16
-    assert row["shared_prefill"] is row["merged_generation"] is cpu_bf16
+    assert row["shared_prefill"] is row["merged_generation"] is row["cpu_bf16_sampling"] is cpu_bf16
     csv = pd.read_csv(tmp_path / "cpu-tiny-movies.csv")
     assert set(csv.columns) == set(row)
     assert csv["gen_tok_s"].iloc[0] > 0 and csv["train_mfu"].isna().all()
@@ -87,6 +88,31 @@ def test_cpu_bf16_trains_under_bf16_autocast(tmp_path):
     assert any(not torch.equal(before[n], after[n].detach()) for n in before)  # the LoRA weights moved
     with pytest.raises(InputError, match="rl.cpu_bf16"):
         PPOConfig(cpu_bf16=True)
+
+
+def test_cpu_bf16_sampling_samples_merged_under_autocast(tmp_path):
+    """`rl.cpu_bf16_sampling`: TRL's sampling runs under bf16 autocast (with merged_generation, on
+    the merged weights), every requires_grad flag is restored after it (only the LoRA weights
+    train), and the step trains; off, sampling is fp32. PPO refuses it."""
+    from peft.tuners.lora import LoraLayer
+
+    for on in (False, True):
+        t = tiny_rl_trainer(tmp_path, cpu_bf16_sampling=on, merged_generation=True)(f"bf16_sampling_{on}")
+        flags = {n: p.requires_grad for n, p in t.model.named_parameters()}
+        layers = [m for m in t.model.modules() if isinstance(m, LoraLayer)]
+        seen, original_generate_single = [], t._generate_single_turn
+
+        def spy(*args, seen=seen, layers=layers, generate=original_generate_single, **kwargs):
+            seen.append((torch.is_autocast_enabled("cpu"), all(layer.merged for layer in layers)))
+            return generate(*args, **kwargs)
+
+        t._generate_single_turn = spy
+        t.train()
+        assert seen and all(s == (on, True) for s in seen)
+        assert {n: p.requires_grad for n, p in t.model.named_parameters()} == flags
+        assert t.state.global_step == 1
+    with pytest.raises(InputError, match="rl.cpu_bf16_sampling"):
+        PPOConfig(cpu_bf16_sampling=True)
 
 
 def test_compiled_generation_settings(tmp_path, monkeypatch):
@@ -163,6 +189,55 @@ def test_merged_generation_samples_merged_and_restores_the_base_weights(tmp_path
     assert any(not torch.equal(p, lora[n]) for n, p in t.model.named_parameters() if "lora_" in n)
     with pytest.raises(InputError, match="rl.merged_generation"):
         PPOConfig(merged_generation=True)
+
+
+def test_cpu_autocast_decoding_samples_as_autocast_with_weights_cast_once():
+    """utils.cpu_autocast_decoding: under no_grad (as the samplers run) the sampled tokens and scores
+    are those of plain bf16 autocast (the same bf16 weights), each weight is cast to bf16 once per
+    block instead of once per decoded token, and every requires_grad flag is what it was; disabled,
+    it is fp32."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from rcfd import bench
+    from rcfd.utils import cpu_autocast_decoding
+
+    model, _, _ = bench.build_policy(bench.BenchConfig(shape="tiny", device="cpu"), "cpu")
+    model.eval().requires_grad_(False)
+    model.model.norm.weight.requires_grad_(True)  # a trainable weight keeps its flag
+    flags = {n: p.requires_grad for n, p in model.named_parameters()}
+
+    class WeightCasts(TorchDispatchMode):
+        """Collects the distinct bf16 weights the matmuls receive, by storage (autocast's casts;
+        held, so that no storage is freed and reused)."""
+        seen = {}
+        weight_arg = {torch.ops.aten.linear.default: 1, torch.ops.aten.mm.default: 1, torch.ops.aten.addmm.default: 2}
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            pos = self.weight_arg.get(func)
+            if pos is not None and args[pos].dtype == torch.bfloat16:
+                WeightCasts.seen[args[pos].untyped_storage().data_ptr()] = args[pos]
+            return func(*args, **(kwargs or {}))
+
+    ids = torch.tensor([[5, 6, 7, 8], [9, 10, 11, 12]])
+    kw = dict(do_sample=True, top_k=0, pad_token_id=0, eos_token_id=None, output_scores=True,
+              return_dict_in_generate=True)
+    runs, casts = {}, {}
+    for name, block in (("autocast", lambda: torch.autocast("cpu", dtype=torch.bfloat16)),
+                        ("decoding", lambda: cpu_autocast_decoding(model, True, "cpu"))):
+        for tokens in (1, 6):
+            torch.manual_seed(3)
+            WeightCasts.seen = {}
+            with torch.no_grad(), block(), WeightCasts():
+                runs[name, tokens] = model.generate(input_ids=ids, max_new_tokens=tokens, **kw)
+            casts[name, tokens] = len(WeightCasts.seen)
+    assert torch.equal(runs["autocast", 6].sequences, runs["decoding", 6].sequences)
+    for a, b in zip(runs["autocast", 6].scores, runs["decoding", 6].scores):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+    assert casts["autocast", 6] == 6 * casts["autocast", 1] > 0  # every token casts every weight again
+    assert casts["decoding", 6] == casts["decoding", 1] == casts["autocast", 1]  # once per block
+    assert {n: p.requires_grad for n, p in model.named_parameters()} == flags
+    with cpu_autocast_decoding(model, False, "cpu"):
+        assert not torch.is_autocast_enabled("cpu")
 
 
 def test_prefilled_generation_equals_generate_own_prefill():
