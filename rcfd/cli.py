@@ -365,6 +365,16 @@ def _training_logs(policies: list[str], columns: list[str]):
         yield policy, frame
 
 
+def _run_logs(policies: list[str], columns: list[str], with_task: bool = False) -> dict:
+    """The training logs keyed by run: `<method>`, `<method> seed<N>` where the folders
+    (<task>/<method>/seed<N>/policy) hold several seeds, so that no run hides another; `<task>/`
+    in front with_task."""
+    runs = [(Path(policy), frame) for policy, frame in _training_logs(policies, columns)]
+    several_seeds = len({p.parent.name for p, _ in runs}) > 1
+    return {(f"{p.parents[2].name}/" if with_task else "") + p.parent.parent.name
+            + (f" {p.parent.name}" if several_seeds else ""): frame for p, frame in runs}
+
+
 def _appendix(a, name: str) -> None:
     """An appendix table from every run's scored samples (rcfd.tables.APPENDIX); --metrics are the
     same runs' metrics files (in the same order: they give the task)."""
@@ -422,8 +432,7 @@ def step_time_breakdown(a) -> None:
     if a.policies:  # and where an RL step's time goes, from the RL runs' training logs
         from .tables import rl_step_breakdown
 
-        logs = {f"{Path(p).parents[2].name}/{Path(p).parents[1].name}": frame
-                for p, frame in _training_logs(a.policies, ["step_time"])}
+        logs = _run_logs(a.policies, ["step_time"], with_task=True)
         a.out = str(Path(a.out).with_name("rl_step_breakdown"))
         _write_table(a, rl_step_breakdown(logs),
                      "Where an RL step's wall time goes (mean seconds per step, rl.StepPhases): sampling the completions "
@@ -463,7 +472,7 @@ def step_training_curves(a) -> None:
     with --table, also whether each curve levelled off (rcfd.tables.training_plateaus) as a table."""
     from .plots import training_curves
 
-    logs = {Path(policy).parent.parent.name: frame for policy, frame in _training_logs(a.policies, ["step", "reward"])}
+    logs = _run_logs(a.policies, ["step", "reward"])
     demos = None
     if a.demos:  # the training demonstrations' mean reward and length: the reference lines
         rows = read_rows(a.demos, ["demo_reward", "demo_tokens"], ["demo_reward", "demo_tokens"], split="train")

@@ -125,6 +125,12 @@ def configurable_method(name: str) -> bool:
     return m.name != "demonstrations" and m.algorithm == "rloo" and not (m.objective == "reward")
 
 
+def run_sort_key(run: str) -> tuple:
+    """sort_key for a run key of the training tables: `<method>` or `<method> seed<N>`."""
+    method, _, seed = run.partition(" ")
+    return sort_key(method), seed
+
+
 def sort_key(name: str) -> tuple:
     """Table order (the paper's): demonstrations, base, decoding baselines, SFT, DPO, R beta ascending,
     RCfD; then the length-reward block: early-stopped DPO, R alpha ascending, two-reward RCfD."""

@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .methods import parse_method, sort_key  # noqa: E402
+from .methods import parse_method, run_sort_key, sort_key  # noqa: E402
 from .tables import CI, FRONT_CAPTION, ci95, front_table, in_alpha_sweep, non_dominated, plateau, summarise  # noqa: E402
 from .utils import atomic  # noqa: E402
 
@@ -106,7 +106,7 @@ def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, demos: di
     title, the change of the mean between the last two quarters of training (about 0 at a
     plateau; compare with the per-step spread, also given). `demos`: the training
     demonstrations' mean of a row's reference column (dashed), the target RCfD pulls towards."""
-    names = sorted(logs, key=sort_key)
+    names = sorted(logs, key=run_sort_key)
     rows = [c for c in TRAINING_ROWS if any(c in logs[n] and logs[n][c].notna().any() for n in names)]
     fig, axes = plt.subplots(len(rows), len(names), figsize=(3.2 * len(names), 2.6 * len(rows)), squeeze=False)
     for j, name in enumerate(names):
@@ -124,7 +124,9 @@ def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, demos: di
             if ref and demos and ref in demos:
                 ax.axhline(demos[ref], color="black", ls="--", lw=1, label="demonstrations")
             title = plateau_note(log[column])
-            ax.set_title(f"{parse_method(name).label}\n{title}" if i == 0 else title, fontsize=8)
+            method, _, seed = name.partition(" ")
+            run = f"{parse_method(method).label} {seed}".strip()
+            ax.set_title(f"{run}\n{title}" if i == 0 else title, fontsize=8)
             if i == len(rows) - 1:
                 ax.set_xlabel("RL step")
     return _save(fig, prefix, cfg)

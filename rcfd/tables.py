@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .methods import parse_method, sort_key
+from .methods import parse_method, run_sort_key, sort_key
 from .utils import InputError, atomic, log, write_csv
 
 CI = "_ci95"  # suffix of a column holding the 95% CI half-width of the column it follows
@@ -398,7 +398,7 @@ def training_plateaus(logs: dict[str, pd.DataFrame], demos: dict[str, float] | N
     target = {"monitor/reward_model": (demos or {}).get("demo_reward"),
               "monitor/length": (demos or {}).get("demo_tokens")}
     rows = []
-    for name in sorted(logs, key=sort_key):
+    for name in sorted(logs, key=run_sort_key):
         for column, label in TRAINING_QUANTITIES.items():
             if column not in logs[name] or logs[name][column].isna().all():
                 continue

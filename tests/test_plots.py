@@ -59,3 +59,24 @@ def test_training_curves_draw_the_objective_and_the_monitors(tmp_path, monkeypat
     dashed = [line.get_ydata()[0] for row in rows[1:] for line in row[1].lines if line.get_linestyle() == "--"]
     assert dashed == [0.7, 27.5]
     assert not [line for line in rcfd.lines if line.get_linestyle() == "--"]  # no target drawn for the objective
+
+
+def test_training_curves_keep_every_seed_of_a_method(tmp_path):
+    """`python -m rcfd training_curves` over several seeds of one method: one column and one table
+    row per (method, seed), none hiding another (they were keyed by method alone); one seed keeps
+    the method as the run's name."""
+    from rcfd.cli import main
+
+    policies = []
+    for seed, level in ((0, 0.0), (1, 1.0)):
+        folder = tmp_path / "runs" / "summaries" / "rcfd" / f"seed{seed}" / "policy"
+        folder.mkdir(parents=True)
+        pd.DataFrame({"step": range(1, 9), "reward": [level] * 8}).to_csv(folder / "train_log.csv", index=False)
+        policies.append(str(folder))
+    for runs, expected in ((policies, ["rcfd seed0", "rcfd seed1"]), (policies[1:], ["rcfd"])):
+        table = tmp_path / f"table{len(runs)}.csv"
+        assert main(["training_curves", "--policies", *runs, "--out", str(tmp_path / f"fig{len(runs)}"),
+                     "--table", str(table)]) == 0
+        got = pd.read_csv(table)
+        assert got["run"].tolist() == expected
+        assert got["last quarter"].tolist() == ([0.0, 1.0] if len(runs) == 2 else [1.0])
