@@ -125,9 +125,15 @@ def configurable_method(name: str) -> bool:
     return m.name != "demonstrations" and m.algorithm == "rloo" and not (m.objective == "reward")
 
 
-def run_sort_key(run: str) -> tuple:
-    """sort_key for a run key of the training tables: `<method>` or `<method> seed<N>`."""
+def split_run(run: str) -> tuple[str, str]:
+    """A run key of the training tables, `<method>` or `<method> seed<N>`, as (method, seed or "")."""
     method, _, seed = run.partition(" ")
+    return method, seed
+
+
+def run_sort_key(run: str) -> tuple:
+    """sort_key for a run key of the training tables."""
+    method, seed = split_run(run)
     return sort_key(method), seed
 
 

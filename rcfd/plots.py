@@ -28,7 +28,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .methods import parse_method, run_sort_key, sort_key  # noqa: E402
+from .methods import parse_method, run_sort_key, sort_key, split_run  # noqa: E402
 from .tables import CI, FRONT_CAPTION, ci95, front_table, in_alpha_sweep, non_dominated, plateau, summarise  # noqa: E402
 from .utils import atomic  # noqa: E402
 
@@ -124,7 +124,7 @@ def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, demos: di
             if ref and demos and ref in demos:
                 ax.axhline(demos[ref], color="black", ls="--", lw=1, label="demonstrations")
             title = plateau_note(log[column])
-            method, _, seed = name.partition(" ")
+            method, seed = split_run(name)
             run = f"{parse_method(method).label} {seed}".strip()
             ax.set_title(f"{run}\n{title}" if i == 0 else title, fontsize=8)
             if i == len(rows) - 1:
