@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .rewards import ClassifierReward, RewardModelConfig, encode, set_head_activation
-from .utils import InputError, batched, log, pick_device, seed_everything
+from .utils import InputError, batched, cpu_autocast, log, pick_device, seed_everything
 
 
 @dataclass
@@ -22,6 +22,7 @@ class RewardTrainConfig:
     weight_decay: float = 0.01
     loss: str = "classification"  # "classification" (label per text) or "bradley_terry" (preference pairs)
     head_activation: str = "tanh"  # "relu": DistilBERT's unbounded head (rewards.set_head_activation)
+    cpu_bf16: bool = False  # on CPU, forward and backward under bf16 autocast (utils.cpu_autocast); scoring stays fp32
     seed: int = 0
     device: str = "auto"
 
@@ -94,7 +95,8 @@ def _train_encoder(base, rows, cfg: RewardTrainConfig, out, num_labels, loss, ac
     while step < n_steps:
         order = torch.randperm(len(train), generator=gen).tolist()
         for idx in batched(order, cfg.batch_size):
-            value = loss(model, tok, [train[i] for i in idx], device)
+            with cpu_autocast(cfg.cpu_bf16, device):
+                value = loss(model, tok, [train[i] for i in idx], device)
             value.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step(), sched.step(), opt.zero_grad()

@@ -6,6 +6,8 @@ import torch
 
 from rcfd.rewards import ClassifierReward, RewardModelConfig, kl_regularised_reward, make_reward_func, rcfd_reward
 
+from .conftest import CORPUS
+
 
 def test_rcfd_reward_is_minus_squared_distance_to_the_demo():
     assert rcfd_reward(2.0, 2.0) == 0.0
@@ -284,3 +286,30 @@ def test_evaluated_loglik_reward_stays_fp32_under_cpu_bf16(tiny_models):
     row, scored, _ = evaluate_run(demos, demonstrations_as_run(demos), [], params, models, "demonstrations", 0, True)
     assert [s["reward"] for s in scored] == demo_rewards
     assert row["alignment"] == 0.0
+
+
+@pytest.mark.parametrize("cpu_bf16", [False, True])
+def test_reward_model_trains_under_bf16_autocast_only_when_asked(tiny_models, tmp_path, monkeypatch, cpu_bf16):
+    from rcfd import reward_model as RMT
+
+    rows = [{"text": t, "label": int("wonderful" in t or "moving" in t), "split": "eval" if i % 5 == 0 else "train"}
+            for i, t in enumerate(CORPUS[:60])]
+    seen = []  # the dtype the classifier head's linear layer computes in, at every call
+    linear = torch.nn.Linear.forward
+
+    def recording(self, x):
+        out = linear(self, x)
+        if self.out_features == 2:
+            seen.append((torch.is_grad_enabled(), out.dtype))
+        return out
+
+    monkeypatch.setattr(torch.nn.Linear, "forward", recording)
+    cfg = RMT.RewardTrainConfig(epochs=1.0, batch_size=8, max_length=32, cpu_bf16=cpu_bf16, device="cpu")
+    metrics = RMT.train_reward_classifier(tiny_models["bert"], rows, cfg, tmp_path / "rm")
+    training = {dtype for grad, dtype in seen if grad}
+    scoring = {dtype for grad, dtype in seen if not grad}
+    assert training == {torch.bfloat16 if cpu_bf16 else torch.float32}
+    assert scoring == {torch.float32}  # the held-out accuracy (and every later score) in fp32
+    assert metrics["steps"] == 6 and 0 <= metrics["heldout_accuracy"] <= 1
+    saved = ClassifierReward(str(tmp_path / "rm"), RewardModelConfig(max_length=32), "cpu")
+    assert all(p.dtype == torch.float32 for p in saved.model.parameters())
