@@ -10,7 +10,7 @@ import torch
 
 from .models import load_policy, load_tokenizer
 from .rewards import completion_length
-from .utils import batched, cpu_autocast_decoding, log, pick_device, seed_everything
+from .utils import batched, cpu_autocast_decoding, log, pick_device, sampling_attention, seed_everything
 
 
 @dataclass
@@ -29,6 +29,8 @@ class GenerateConfig:
     # CPU only: sample under bf16 autocast, each weight cast once per batch (utils.cpu_autocast_decoding),
     # the precision a GPU run samples in; off: fp32
     cpu_bf16: bool = False
+    # the attention implementation while sampling ("eager", "sdpa"; "": the model's, sdpa), utils.sampling_attention
+    attention: str = ""
 
 
 def prefix_cache(model, ids: torch.Tensor, mask: torch.Tensor, positions_from_mask: bool = False):
@@ -89,7 +91,7 @@ def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: Gener
     for chunk in batched(jobs, cfg.batch_size):
         enc = tok([r["prompt"] for r, _ in chunk], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)
-        with cpu_autocast_decoding(model, cfg.cpu_bf16, device):
+        with cpu_autocast_decoding(model, cfg.cpu_bf16, device), sampling_attention(model, cfg.attention):
             inputs = prefilled(model, enc["input_ids"], enc["attention_mask"]) if cfg.shared_prefill else enc
             gen = model.generate(
                 **inputs, do_sample=cfg.temperature > 0, temperature=cfg.temperature or None,

@@ -21,7 +21,7 @@ from .checkpoints import Checkpoints, fault_injection, fit
 from .generate import prefix_cache, share_prefill
 from .models import load_tokenizer
 from .train import LoraTraining, per_process, trainer_args
-from .utils import InputError, cpu_autocast_decoding, log, pick_device, pick_dtype, seed_everything
+from .utils import InputError, cpu_autocast_decoding, log, pick_device, pick_dtype, sampling_attention, seed_everything
 
 
 @dataclass
@@ -57,8 +57,10 @@ class RLConfig(LoraTraining):
     # then costs the base model's matmuls only. Off by default; config.yaml turns it on for the CPU runs.
     merged_generation: bool = False
     # CPU only: sample under bf16 autocast (the precision of the loss's forward under cpu_bf16, and of
-    # a GPU run), each weight cast once per sampling call (rl.Bf16Sampling). Off: fp32 sampling.
+    # a GPU run), each weight cast once per sampling call (rl.SamplingContext). Off: fp32 sampling.
     cpu_bf16_sampling: bool = False
+    # the attention implementation while sampling ("eager", "sdpa"; "": the model's), utils.sampling_attention
+    sampling_attention: str = ""
     # Run each prompt's forward pass once for its num_generations samples, in sampling
     # (generate.prefilled; not with the compiled CUDA decoding's static cache) and in the loss's
     # forward and backward (SharedPrefixLoss): the same samples and gradient up to rounding, for
@@ -70,7 +72,8 @@ class RLConfig(LoraTraining):
         from .rewards import EMPTY_COMPLETION
 
         # refused when the config is read, before any model loads
-        for key, allowed in (("empty_completion", EMPTY_COMPLETION), ("old_logprobs", ("recompute", "loss"))):
+        for key, allowed in (("empty_completion", EMPTY_COMPLETION), ("old_logprobs", ("recompute", "loss")),
+                             ("sampling_attention", ("", "eager", "sdpa"))):
             if getattr(self, key) not in allowed:
                 raise InputError(f"config key 'rl.{key}' {getattr(self, key)!r}: expected one of {allowed}")
 
@@ -87,7 +90,7 @@ class PPOConfig(RLConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for key in ("cpu_bf16", "merged_generation", "cpu_bf16_sampling"):
+        for key in ("cpu_bf16", "merged_generation", "cpu_bf16_sampling", "sampling_attention"):
             if getattr(self, key):
                 raise InputError(f"config key 'rl.{key}': PPO (rcfd.ppo's own loop) does not support it; use RLOO")
 
@@ -230,20 +233,20 @@ class SharedPrefixLoss:
         trainer._get_per_token_logps_and_entropies = shared
 
 
-class Bf16Sampling:
-    """RLConfig.cpu_bf16_sampling: TRL samples in fp32 on CPU (its autocast covers the loss only);
-    here sampling runs under bf16 autocast with each weight cast once per call
-    (utils.cpu_autocast_decoding). Wraps this trainer's `_generate`; under merged_generation the
-    merged weights are the ones cast."""
+class SamplingContext:
+    """How TRL's sampling runs, apart from the loss: RLConfig.cpu_bf16_sampling (TRL samples in fp32
+    on CPU, its autocast covers the loss only; here under bf16 autocast with each weight cast once
+    per call, utils.cpu_autocast_decoding) and RLConfig.sampling_attention (utils.sampling_attention).
+    Wraps this trainer's `_generate`; under merged_generation the merged weights are the ones cast."""
 
-    def __init__(self, trainer, device: str):
+    def __init__(self, trainer, device: str, bf16: bool, attention: str):
         generate = trainer._generate
 
-        def bf16(*args, **kwargs):
-            with cpu_autocast_decoding(trainer.model, True, device):
+        def sample(*args, **kwargs):
+            with cpu_autocast_decoding(trainer.model, bf16, device), sampling_attention(trainer.model, attention):
                 return generate(*args, **kwargs)
 
-        trainer._generate = bf16
+        trainer._generate = sample
 
 
 class MergedGeneration:
@@ -346,8 +349,8 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
     on_policy = beta == 0 and cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
     if cfg.old_logprobs == "loss" and on_policy:
         LossLogprobs(trainer)
-    if cfg.cpu_bf16_sampling:
-        Bf16Sampling(trainer, device)  # first: MergedGeneration merges outside it
+    if cfg.cpu_bf16_sampling or cfg.sampling_attention:
+        SamplingContext(trainer, device, cfg.cpu_bf16_sampling, cfg.sampling_attention)  # first: merging is outside it
     if cfg.merged_generation:
         MergedGeneration(trainer)
     trainer.add_callback(StepPhases(trainer))  # after the others: it times the skipped pass and the merging too

@@ -9,7 +9,7 @@ import torch
 
 from rcfd.bench import model_flops, peak_bandwidth, peak_tflops
 from rcfd.cli import main
-from rcfd.rl import PPOConfig
+from rcfd.rl import PPOConfig, RLConfig
 from rcfd.utils import InputError
 
 THROUGHPUTS = ["gen_s", "gen_tok_s", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
@@ -330,3 +330,65 @@ def test_shared_prefix_loss_gives_trl_log_probabilities_and_gradient(tmp_path):
     torch.testing.assert_close(shared[1], plain[1], atol=1e-5, rtol=1e-5)
     for a, b in zip(shared[2], plain[2]):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_sampling_attention_is_eager_while_sampling_only(tmp_path, monkeypatch):
+    """`rl.sampling_attention` / `generate.attention`: sampling runs transformers' eager attention
+    (utils.sampling_attention), the model's own implementation (sdpa) is back for the loss and after
+    an error; "" keeps the model's; PPO refuses the RL key."""
+    from transformers.models.llama import modeling_llama
+
+    from rcfd.utils import sampling_attention
+
+    eager_calls = []
+    real_eager = modeling_llama.eager_attention_forward
+
+    def eager(*args, **kwargs):
+        eager_calls.append(1)
+        return real_eager(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_llama, "eager_attention_forward", eager)
+    t = tiny_rl_trainer(tmp_path, sampling_attention="eager")("eager")
+    base = t.model.get_base_model()
+    assert base.config._attn_implementation == "sdpa"
+    seen, original = [], t._generate_single_turn
+
+    def spy(*args, **kwargs):
+        seen.append(base.config._attn_implementation)
+        return original(*args, **kwargs)
+
+    t._generate_single_turn = spy
+    t.train()
+    assert seen == ["eager"] and eager_calls and t.state.global_step == 1
+    assert base.config._attn_implementation == "sdpa"  # the loss's forward ran after sampling, with sdpa
+    with pytest.raises(RuntimeError), sampling_attention(base, "eager"):
+        raise RuntimeError
+    assert base.config._attn_implementation == "sdpa"
+    with sampling_attention(base, ""):
+        assert base.config._attn_implementation == "sdpa"
+    with pytest.raises(InputError, match="rl.sampling_attention"):
+        PPOConfig(sampling_attention="eager")
+    with pytest.raises(InputError, match="rl.sampling_attention"):
+        RLConfig(sampling_attention="flash")
+
+
+def test_generate_samples_with_eager_attention_only_when_asked(tiny_models, monkeypatch):
+    from transformers.models.llama import modeling_llama
+
+    from rcfd import generate as G
+
+    eager_calls, real_eager = [], modeling_llama.eager_attention_forward
+
+    def eager(*args, **kwargs):
+        eager_calls.append(1)
+        return real_eager(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_llama, "eager_attention_forward", eager)
+    rows = [{"id": i, "prompt": p} for i, p in enumerate(["This quiet film", "Her new cast"])]
+    outs = {}
+    for attention in ("", "eager"):
+        eager_calls.clear()
+        cfg = G.GenerateConfig(max_new_tokens=4, attention=attention, cpu_bf16=True, device="cpu")
+        outs[attention] = G.generate(tiny_models["llama"], None, rows, cfg)
+        assert bool(eager_calls) is (attention == "eager")
+    assert [len(o) for o in outs.values()] == [2, 2]
