@@ -231,7 +231,14 @@ def step_evaluate(a) -> None:
     else:
         gens = demonstrations_as_run(demos)
     models = EvalModels(policy=a.policy, rm=a.rm, judge=a.judge, features=a.features)
-    row, scored, curve = evaluate_run(demos, gens, train, a.params, models,
+    params = a.params
+    if a.judge_validation and params.get("judge"):  # evaluate.judge.informative_only: the validated questions
+        from .judge_validation import informative_questions
+
+        judge = informative_questions(params["judge"], pd.read_csv(a.judge_validation).to_dict("records"),
+                                      a.judge_validation)
+        params = {**params, "judge": judge} if judge["questions"] else {k: v for k, v in params.items() if k != "judge"}
+    row, scored, curve = evaluate_run(demos, gens, train, params, models,
                                       a.method, a.seed, is_demonstrations=not a.generations)
     log.info("%s", json.dumps(row))
     write_jsonl(a.scored, scored)
@@ -511,7 +518,7 @@ STEPS = {
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),
     "generate": (step_generate, ["policy", "adapter", "data", "out"]),
     "evaluate": (step_evaluate, ["method", "seed", "rm", "policy", "judge", "features", "data", "generations",
-                                 "scored", "metrics", "curve"]),
+                                 "judge_validation", "scored", "metrics", "curve"]),
     "validate_judge": (step_validate_judge, ["judge", "data", "rm_data", "cases", "out"]),
     "table": (step_table, ["metrics+", "scored+", "judge_validation+", "benchmarks", "out"]),
     "time_breakdown": (step_time_breakdown, ["benchmarks", "policies+", "out"]),

@@ -40,6 +40,8 @@ class JudgeConfig:
     yes_words: list[str] = field(default_factory=lambda: ["Yes", " Yes"])
     no_words: list[str] = field(default_factory=lambda: ["No", " No"])
     validation: dict = field(default_factory=dict)  # how it is validated (judge_validation.ValidationConfig)
+    # ask only the questions the validation found informative (judge_validation.informative_questions)
+    informative_only: bool = False
     device: str = "auto"
     cpu_bf16: bool = False  # the evaluation's `cpu_bf16` (the workflow passes it): bf16 autocast on CPU
 

@@ -210,3 +210,15 @@ def summarise_question(question: str, cases: list[dict], soft: np.ndarray, min_a
             "threshold": threshold,
             "accuracy_calibrated_test": float(np.mean((s[test] > threshold) == y[test])),
             "informative": bool(test_auc >= min_auc)}
+
+
+def informative_questions(judge: dict, validation: list[dict], where: str) -> dict:
+    """The judge's settings (config `evaluate.judge`) with only the questions its validation table
+    (rows of `results/judge/<task>.csv`, read from `where`) found informative in their configured
+    wording: every table leaves the others out, so with `informative_only` they are not asked."""
+    configured = {r["question"]: str(r["informative"]).lower() == "true" for r in validation
+                  if not isinstance(r.get("variant"), str) or r["variant"] == "configured"}
+    missing = set(judge.get("questions", {})) - set(configured)
+    if missing:
+        raise InputError(f"{where}: no validation of the judge question(s) {sorted(missing)}; rerun validate_judge")
+    return {**judge, "questions": {q: w for q, w in judge["questions"].items() if configured[q]}}

@@ -171,11 +171,11 @@ def apply_judge_validation(metrics: pd.DataFrame, scored: pd.DataFrame, validati
         if isinstance(row.get("variant"), str) and row["variant"] != "configured":  # other wordings: not used
             continue
         column = f"judge_{row['question']}"
-        if column not in metrics.columns:
-            continue
-        if not bool(row["informative"]):
+        if not bool(row["informative"]):  # named even when not asked (evaluate.judge.informative_only)
             metrics = metrics.drop(columns=[c for c in (column, column + "_soft") if c in metrics.columns])
             dropped.append(f"{row['question']} (AUC {row['auc_test']:.2f})")
+            continue
+        if column not in metrics.columns:
             continue
         if column not in scored.columns:
             raise InputError(f"judge question {row['question']!r}: the scored samples have no {column!r} scores")

@@ -140,3 +140,26 @@ def test_validate_judge_step_on_a_tiny_judge(tiny_models, tmp_path):
     cases = [json.loads(line) for line in (tmp_path / "cases.jsonl").read_text().splitlines()]
     assert len(cases) == 36 and all(0 < c["soft"] < 1 for c in cases)
     assert rows[0]["id"] not in {c["source"] for c in cases}  # the 1-shot example is not a case
+
+
+def test_informative_questions_keep_the_validated_ones_only():
+    import pandas as pd
+
+    from rcfd.judge_validation import informative_questions
+    from rcfd.tables import apply_judge_validation
+    from rcfd.utils import InputError
+
+    judge = {"label": "weak", "questions": {"success": "{text}?", "naturalness": "{text}!"}}
+    validation = [{"question": "success", "variant": "configured", "informative": True, "auc_test": 0.7, "threshold": 0.5},
+                  {"question": "naturalness", "variant": "configured", "informative": False, "auc_test": 0.6,
+                   "threshold": 0.5},
+                  {"question": "naturalness", "variant": "zero_shot", "informative": True, "auc_test": 0.8,
+                   "threshold": 0.5}]
+    assert informative_questions(judge, validation, "v.csv") == {"label": "weak", "questions": {"success": "{text}?"}}
+    with pytest.raises(InputError, match="v.csv: no validation of the judge question\\(s\\) \\['naturalness'\\]"):
+        informative_questions(judge, validation[:1], "v.csv")
+    # a question that was not asked is still named as left out in the table's caption
+    metrics = pd.DataFrame({"method": ["base"], "seed": [0], "judge_success": [0.4], "judge_success_soft": [0.4]})
+    scored = pd.DataFrame({"method": ["base", "base"], "seed": [0, 0], "judge_success": [0.2, 0.9]})
+    out, suffixes, note = apply_judge_validation(metrics, scored, pd.DataFrame(validation))
+    assert out["judge_success"].tolist() == [0.5] and "naturalness (AUC 0.60)" in note

@@ -280,6 +280,29 @@ def test_smoke_dag_builds_the_summarisation_use_case(smoke_run):
     assert len(pd.read_csv(results / "runs/summaries/dpo_early/seed0/policy/train_log.csv")) > 0
 
 
+def test_smoke_informative_only_judge_asks_the_validated_questions(smoke_run, tmp_path):
+    """With evaluate.judge.informative_only the movie-review evaluations (rerun, their settings
+    changed) ask exactly the questions results/judge/movies.csv found informative, and Table 6 is
+    built from them, naming the others as left out (on a copy of the smoke run)."""
+    import shutil
+
+    work, configfile = smoke_run
+    copy = tmp_path / "smoke"
+    shutil.copytree(work, copy, symlinks=True)
+    config = yaml.safe_load(configfile.read_text())
+    config["movies"]["evaluate"]["judge"]["informative_only"] = True
+    overlay = copy / "configs/informative.yaml"
+    overlay.write_text(yaml.safe_dump(config))
+    results = copy / config["results_dir"]
+    _run(copy, overlay, targets=(f"{config['results_dir']}/tables/table6.csv",))
+    validation = pd.read_csv(results / "judge/movies.csv")
+    validation = validation[validation["variant"].fillna("configured") == "configured"].set_index("question")
+    scored = pd.read_json(results / "runs/movies/rcfd/seed0/scored.jsonl", lines=True)
+    for question, informative in validation["informative"].items():
+        assert (f"judge_{question}" in scored.columns) is bool(informative), question
+    _assert_filled(pd.read_csv(results / "tables/table6.csv"), ["success", "naturalness"], validation.reset_index())
+
+
 def test_paper_config_plans_the_paper_runs_from_hub_ids(tmp_path):
     """configs/paper.yaml: every model and data set by hub id (nothing fetched or built here),
     Alpaca-7B for the summaries and LLaMA-2-7B elsewhere, three seeds of every trained method."""
@@ -336,3 +359,26 @@ def test_smoke_rloo_vs_ppo(smoke_run):
     plan = _planned(work, work / "configs/smoke_ppo.yaml", "table6")
     assert plan == {"table6": 1}  # the PPO runs exist; only their table, in tables/ppo/, is missing
     assert (results / "tables/table6.csv").read_bytes() == rloo_table
+
+
+def test_informative_only_judge_evaluations_read_the_validation(tmp_path):
+    """evaluate.judge.informative_only: each evaluation with a judge waits for its task's judge
+    validation and gets it as --judge-validation; off (the default), neither."""
+    import shlex
+
+    _copy_workflow(tmp_path)
+    (tmp_path / "informative.yaml").write_text("movies:\n  evaluate:\n    judge:\n      informative_only: true\n")
+
+    def evaluations(*configs):
+        out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "8", "--configfile",
+                              "configs/paper.yaml", *configs], cwd=tmp_path, capture_output=True, text=True,
+                             check=True).stdout
+        return [shlex.split(line[line.index("python -m rcfd"):]) for line in out.splitlines()
+                if "python -m rcfd evaluate " in line]
+
+    for words in evaluations():
+        assert "--judge-validation" not in words
+    on = evaluations("informative.yaml")
+    movies = [w for w in on if any("runs/movies/" in x for x in w)]
+    assert movies and all(w[w.index("--judge-validation") + 1].endswith("/judge/movies.csv") for w in movies)
+    assert all("--judge-validation" not in w for w in on if w not in movies)

@@ -321,6 +321,17 @@ def judge_validation(task):
     return [f"{R}/judge/{task}.csv"] if config[task]["evaluate"].get("judge") else []
 
 
+def evaluate_judge_validation(task):
+    """Input of an evaluation: the judge validation table when the judge asks informative questions only."""
+    judge = config[task]["evaluate"].get("judge") or {}
+    return judge_validation(task) if judge.get("informative_only") else []
+
+
+def evaluate_judge_validation_option(w, input):
+    """Param: '--judge-validation <table>' when the evaluation reads it (evaluate_judge_validation)."""
+    return path_options([("judge_validation", input.judge_validation[0])]) if input.judge_validation else ""
+
+
 def judge_validation_params(task):
     evaluate = config[task]["evaluate"]  # the judge runs at the evaluation's precision (cpu_bf16)
     return as_json({"task": task, "judge": evaluate["judge"], "device": config["device"],

@@ -35,6 +35,7 @@ rule evaluate:
         rm=lambda w: reward_model_input(w.task),
         judge=evaluate_model_input("judge"),
         mauve=evaluate_model_input("mauve"),
+        judge_validation=lambda w: evaluate_judge_validation(w.task),
     output:
         scored=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/scored.jsonl",
         metrics=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/metrics.csv",
@@ -46,6 +47,7 @@ rule evaluate:
         judge=evaluate_model_arg("judge"),
         features=evaluate_model_arg("mauve"),
         generations=lambda w, input: path_options([("generations", input.generations)]) if input.generations else "",
+        judge_validation=evaluate_judge_validation_option,
     threads: config["threads_per_job"]
     resources:
         **job_resources("evaluate"),
@@ -58,7 +60,7 @@ rule evaluate:
     shell:
         "python -m rcfd evaluate --threads {threads} --params {params.p:q} --method {wildcards.method:q} --seed {wildcards.seed:q}"
         " --rm {params.rm:q} --policy {params.policy:q} --judge {params.judge:q} --features {params.features:q}"
-        " --data {input.data:q} {params.generations}"
+        " --data {input.data:q} {params.generations} {params.judge_validation}"
         " --scored {output.scored:q} --metrics {output.metrics:q} --curve {output.curve:q} > {log:q} 2>&1"
 
 
