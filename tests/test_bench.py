@@ -332,22 +332,27 @@ def test_shared_prefix_loss_gives_trl_log_probabilities_and_gradient(tmp_path):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
-def test_sampling_attention_is_eager_while_sampling_only(tmp_path, monkeypatch):
+@pytest.fixture
+def eager_calls(monkeypatch) -> list:
+    """One entry per call of transformers' eager attention (Llama) while the test runs."""
+    from transformers.models.llama import modeling_llama
+
+    calls, real = [], modeling_llama.eager_attention_forward
+
+    def eager(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_llama, "eager_attention_forward", eager)
+    return calls
+
+
+def test_sampling_attention_is_eager_while_sampling_only(tmp_path, eager_calls):
     """`rl.sampling_attention` / `generate.attention`: sampling runs transformers' eager attention
     (utils.sampling_attention), the model's own implementation (sdpa) is back for the loss and after
     an error; "" keeps the model's; PPO refuses the RL key."""
-    from transformers.models.llama import modeling_llama
-
     from rcfd.utils import sampling_attention
 
-    eager_calls = []
-    real_eager = modeling_llama.eager_attention_forward
-
-    def eager(*args, **kwargs):
-        eager_calls.append(1)
-        return real_eager(*args, **kwargs)
-
-    monkeypatch.setattr(modeling_llama, "eager_attention_forward", eager)
     t = tiny_rl_trainer(tmp_path, sampling_attention="eager")("eager")
     base = t.model.get_base_model()
     assert base.config._attn_implementation == "sdpa"
@@ -372,18 +377,9 @@ def test_sampling_attention_is_eager_while_sampling_only(tmp_path, monkeypatch):
         RLConfig(sampling_attention="flash")
 
 
-def test_generate_samples_with_eager_attention_only_when_asked(tiny_models, monkeypatch):
-    from transformers.models.llama import modeling_llama
-
+def test_generate_samples_with_eager_attention_only_when_asked(tiny_models, eager_calls):
     from rcfd import generate as G
 
-    eager_calls, real_eager = [], modeling_llama.eager_attention_forward
-
-    def eager(*args, **kwargs):
-        eager_calls.append(1)
-        return real_eager(*args, **kwargs)
-
-    monkeypatch.setattr(modeling_llama, "eager_attention_forward", eager)
     rows = [{"id": i, "prompt": p} for i, p in enumerate(["This quiet film", "Her new cast"])]
     outs = {}
     for attention in ("", "eager"):
