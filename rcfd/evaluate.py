@@ -40,10 +40,11 @@ def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params:
     rm = params["reward_model"]
     # token log-likelihoods under the frozen initial policy: the naturalness proxy, the
     # log-lik-vs-position curve and, in use case 1, the reward itself. Where it is the reward it
-    # stays in fp32 whatever cpu_bf16 says: the demonstrations' rewards it is compared with (A)
-    # come from score_demos in fp32, and bf16 rounding alone would move A.
+    # runs in the reward's precision (reward_model.cpu_bf16), whatever evaluate.cpu_bf16 says: the
+    # demonstrations' rewards it is compared with (A) come from score_demos in that precision, and
+    # a precision change alone would move A.
     same_model = rm.get("kind") == "loglik" and models.rm == models.policy
-    bf16 = params.get("cpu_bf16", False) and not same_model
+    bf16 = rm.get("cpu_bf16", False) if same_model else params.get("cpu_bf16", False)
     base = LogLikelihood(models.policy, rm["batch_size"], pick_device(rm["device"]), bf16)
     token_lps = base.token_logprobs(prompts, completions)
     loglik = [mean_or_nan(t) for t in token_lps]

@@ -69,6 +69,22 @@ def test_self_bleu():
     assert self_bleu(many, max_samples=10, seed=0) == first
 
 
+def test_self_bleu_equals_sacrebleu_sentence_score_against_all_others():
+    """The single-pass n-gram counting is exact: same number as sacrebleu's own sentence_score against
+    every other text, including repeated n-grams shared by several texts (ties for the largest count),
+    trailing spaces and a text shorter than the n-gram order."""
+    from sacrebleu.metrics import BLEU
+
+    rng = random.Random(0)
+    words = "the a film was joy bore good bad very it".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 25))) + rng.choice(["", " "])
+             for _ in range(40)]
+    texts += ["the the the film", "the the the film", "a"]
+    bleu = BLEU(tokenize="none", smooth_method="exp", effective_order=True)
+    expected = np.mean([bleu.sentence_score(t, texts[:i] + texts[i + 1:]).score for i, t in enumerate(texts)])
+    assert self_bleu(texts) == pytest.approx(expected, rel=1e-12)
+
+
 def test_vader_success():
     from rcfd.metrics import vader_success
 

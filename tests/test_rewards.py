@@ -268,20 +268,25 @@ def test_monitors_log_the_raw_reward_and_length_of_the_scored_batch(tiny_models)
     assert out == pytest.approx([-r ** 2 for r in raw], abs=1e-6) and len(calls) == 1
 
 
-def test_evaluated_loglik_reward_stays_fp32_under_cpu_bf16(tiny_models):
-    """Use case 1 with `evaluate.cpu_bf16`: the log-likelihood that *is* the reward is scored in fp32,
-    as `score_demos` scores the demonstrations, so the demonstrations evaluated as a run get exactly
-    their own demo_reward back and A against themselves is 0 (bf16 rounding would move it)."""
+@pytest.mark.parametrize("reward_bf16", [False, True])
+def test_evaluated_loglik_reward_keeps_the_reward_precision(tiny_models, reward_bf16):
+    """Use case 1 with `evaluate.cpu_bf16`: the log-likelihood that *is* the reward is scored in the
+    reward's own precision (`reward_model.cpu_bf16`), as `score_demos` scores the demonstrations, so
+    the demonstrations evaluated as a run get exactly their own demo_reward back and A against
+    themselves is 0 (a precision change would move it), although here they come in other batches."""
     from rcfd.evaluate import EvalModels, demonstrations_as_run, evaluate_run
-    from rcfd.rewards import LogLikelihood
+    from rcfd.rewards import load_reward_model
 
-    prompts = ["This quiet film", "The", "Her new film", "That loud film"]
-    demos_text = [" was wonderful.", " cast kept me awake and smiling.", " was moving.", " was a mess."]
-    demo_rewards = LogLikelihood(tiny_models["llama"], batch_size=2).score(prompts, demos_text)
+    prompts = ["This quiet film", "The", "Her new film", "That loud film", "A"]
+    demos_text = [" was wonderful.", " cast kept me awake and smiling.", " was moving.", " was a mess.", " film."]
+    rm = {"kind": "loglik", "batch_size": 3, "device": "cpu", "cpu_bf16": reward_bf16}
+    scorer = load_reward_model(tiny_models["llama"], rm)
+    assert scorer.cpu_bf16 is reward_bf16
+    demo_rewards = scorer.score(prompts, demos_text)[:4]  # score_demos: every split in one list
     demos = [{"id": i, "prompt": p, "demo": d, "demo_tokens": len(d.split()), "demo_reward": r}
              for i, (p, d, r) in enumerate(zip(prompts, demos_text, demo_rewards))]
-    params = {"task": "wiki", "cpu_bf16": True, "self_bleu_samples": 4, "alignment": {},
-              "reward_model": {"kind": "loglik", "batch_size": 2, "device": "cpu"}}
+    params = {"task": "wiki", "cpu_bf16": not reward_bf16, "self_bleu_samples": 4, "alignment": {},
+              "reward_model": {**rm, "batch_size": 2}}
     models = EvalModels(policy=tiny_models["llama"], rm=tiny_models["llama"])
     row, scored, _ = evaluate_run(demos, demonstrations_as_run(demos), [], params, models, "demonstrations", 0, True)
     assert [s["reward"] for s in scored] == demo_rewards
