@@ -100,9 +100,9 @@ def self_bleu(texts: list[str], max_samples: int = 200, seed: int = 0) -> float:
     Texts are subsampled to `max_samples` (BLEU against all others is quadratic).
 
     Equal to sacrebleu's `sentence_score(text, others)` for every text, but each text's n-grams are
-    counted once: sentence_score re-extracts all 199 references' n-grams per hypothesis, 10 s of an
-    evaluate job. A reference n-gram's clipping count is its largest count in any *other* text, which
-    the top two counts per n-gram give.
+    counted once: sentence_score re-extracts all 199 references' n-grams per hypothesis (4.4 s of a
+    Wikipedia evaluate job; now 0.04 s). A reference n-gram's clipping count is its largest count in
+    any *other* text, which the top two counts per n-gram give.
     """
     from sacrebleu.metrics import BLEU
     from sacrebleu.metrics.helpers import extract_all_word_ngrams
