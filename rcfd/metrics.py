@@ -132,8 +132,9 @@ def self_bleu(texts: list[str], max_samples: int = 200, seed: int = 0) -> float:
             correct[len(gram) - 1] += min(c, second if holder == i else best)
         # sacrebleu's closest reference length: smallest difference, ties to the shorter
         ref_len = min(lens[:i] + lens[i + 1:], key=lambda r: (abs(lens[i] - r), r))
-        scores.append(bleu.compute_bleu(correct, total, lens[i], ref_len, bleu.smooth_method, bleu.smooth_value,
-                                        bleu.effective_order, order).score)
+        scores.append(bleu.compute_bleu(correct, total, sys_len=lens[i], ref_len=ref_len, smooth_method=bleu.smooth_method,
+                                        smooth_value=bleu.smooth_value, effective_order=bleu.effective_order,
+                                        max_ngram_order=order).score)
     return float(np.mean(scores))
 
 
