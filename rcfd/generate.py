@@ -10,7 +10,15 @@ import torch
 
 from .models import load_policy, load_tokenizer
 from .rewards import completion_length
-from .utils import batched, cpu_autocast_decoding, log, pick_device, sampling_attention, seed_everything
+from .utils import (
+    batched,
+    cpu_autocast_decoding,
+    inverse_cdf_sampling,
+    log,
+    pick_device,
+    sampling_attention,
+    seed_everything,
+)
 
 
 @dataclass
@@ -31,6 +39,9 @@ class GenerateConfig:
     cpu_bf16: bool = False
     # the attention implementation while sampling ("eager", "sdpa"; "": the model's, sdpa), utils.sampling_attention
     attention: str = ""
+    # CPU only: draw each token by the inverse CDF (utils.inverse_cdf_sampling): the same distribution,
+    # other random numbers than torch.multinomial's; off: as the committed results before run 27 were sampled
+    inverse_cdf: bool = False
 
 
 def prefix_cache(model, ids: torch.Tensor, mask: torch.Tensor, positions_from_mask: bool = False):
@@ -91,7 +102,8 @@ def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: Gener
     for chunk in batched(jobs, cfg.batch_size):
         enc = tok([r["prompt"] for r, _ in chunk], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)
-        with cpu_autocast_decoding(model, cfg.cpu_bf16, device), sampling_attention(model, cfg.attention):
+        with cpu_autocast_decoding(model, cfg.cpu_bf16, device), sampling_attention(model, cfg.attention), \
+                inverse_cdf_sampling(cfg.inverse_cdf, device):
             inputs = prefilled(model, enc["input_ids"], enc["attention_mask"]) if cfg.shared_prefill else enc
             gen = model.generate(
                 **inputs, do_sample=cfg.temperature > 0, temperature=cfg.temperature or None,

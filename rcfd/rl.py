@@ -21,7 +21,16 @@ from .checkpoints import Checkpoints, fault_injection, fit
 from .generate import prefix_cache, share_prefill
 from .models import load_tokenizer
 from .train import LoraTraining, per_process, trainer_args
-from .utils import InputError, cpu_autocast_decoding, log, pick_device, pick_dtype, sampling_attention, seed_everything
+from .utils import (
+    InputError,
+    cpu_autocast_decoding,
+    inverse_cdf_sampling,
+    log,
+    pick_device,
+    pick_dtype,
+    sampling_attention,
+    seed_everything,
+)
 
 
 @dataclass
@@ -61,6 +70,9 @@ class RLConfig(LoraTraining):
     cpu_bf16_sampling: bool = False
     # the attention implementation while sampling ("eager", "sdpa"; "": the model's), utils.sampling_attention
     sampling_attention: str = ""
+    # CPU only: draw each sampled token by the inverse CDF (utils.inverse_cdf_sampling), not by
+    # torch.multinomial's exponential per vocabulary entry: the same distribution, other random numbers
+    inverse_cdf_sampling: bool = False
     # Run each prompt's forward pass once for its num_generations samples, in sampling
     # (generate.prefilled; not with the compiled CUDA decoding's static cache) and in the loss's
     # forward and backward (SharedPrefixLoss): the same samples and gradient up to rounding, for
@@ -90,7 +102,7 @@ class PPOConfig(RLConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for key in ("cpu_bf16", "merged_generation", "cpu_bf16_sampling", "sampling_attention"):
+        for key in ("cpu_bf16", "merged_generation", "cpu_bf16_sampling", "sampling_attention", "inverse_cdf_sampling"):
             if getattr(self, key):
                 raise InputError(f"config key 'rl.{key}': PPO (rcfd.ppo's own loop) does not support it; use RLOO")
 
@@ -236,14 +248,16 @@ class SharedPrefixLoss:
 class SamplingContext:
     """How TRL's sampling runs, apart from the loss: RLConfig.cpu_bf16_sampling (TRL samples in fp32
     on CPU, its autocast covers the loss only; here under bf16 autocast with each weight cast once
-    per call, utils.cpu_autocast_decoding) and RLConfig.sampling_attention (utils.sampling_attention).
-    Wraps this trainer's `_generate`; under merged_generation the merged weights are the ones cast."""
+    per call, utils.cpu_autocast_decoding), RLConfig.sampling_attention (utils.sampling_attention)
+    and RLConfig.inverse_cdf_sampling (utils.inverse_cdf_sampling). Wraps this trainer's
+    `_generate`; under merged_generation the merged weights are the ones cast."""
 
-    def __init__(self, trainer, device: str, bf16: bool, attention: str):
+    def __init__(self, trainer, device: str, bf16: bool, attention: str, inverse_cdf: bool = False):
         generate = trainer._generate
 
         def sample(*args, **kwargs):
-            with cpu_autocast_decoding(trainer.model, bf16, device), sampling_attention(trainer.model, attention):
+            with cpu_autocast_decoding(trainer.model, bf16, device), sampling_attention(trainer.model, attention), \
+                    inverse_cdf_sampling(inverse_cdf, device):
                 return generate(*args, **kwargs)
 
         trainer._generate = sample
@@ -349,8 +363,9 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
     on_policy = beta == 0 and cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
     if cfg.old_logprobs == "loss" and on_policy:
         LossLogprobs(trainer)
-    if cfg.cpu_bf16_sampling or cfg.sampling_attention:
-        SamplingContext(trainer, device, cfg.cpu_bf16_sampling, cfg.sampling_attention)  # first: merging is outside it
+    if cfg.cpu_bf16_sampling or cfg.sampling_attention or cfg.inverse_cdf_sampling:
+        # first: merging is outside it
+        SamplingContext(trainer, device, cfg.cpu_bf16_sampling, cfg.sampling_attention, cfg.inverse_cdf_sampling)
     if cfg.merged_generation:
         MergedGeneration(trainer)
     trainer.add_callback(StepPhases(trainer))  # after the others: it times the skipped pass and the merging too

@@ -388,3 +388,86 @@ def test_generate_samples_with_eager_attention_only_when_asked(tiny_models, eage
         outs[attention] = G.generate(tiny_models["llama"], None, rows, cfg)
         assert bool(eager_calls) is (attention == "eager")
     assert [len(o) for o in outs.values()] == [2, 2]
+
+
+def test_inverse_cdf_multinomial_draws_the_distribution():
+    """utils.inverse_cdf_multinomial: one draw per row with each row's probabilities (weights need
+    not sum to 1), a weight of 0 never drawn (also at the row's ends, also when u is at the top of
+    its range), the same draws for one seed; other shapes go to torch.multinomial; bad rows fail."""
+    from rcfd.utils import inverse_cdf_multinomial
+
+    weights = torch.tensor([[0.0, 0.1, 0.0, 0.6, 0.3, 0.0], [0.0, 0.0, 2.0, 0.0, 2.0, 0.0]])
+    n = 40_000
+    torch.manual_seed(0)
+    draws = inverse_cdf_multinomial(weights.repeat(n, 1), 1)
+    assert draws.shape == (2 * n, 1) and draws.dtype == torch.int64
+    for row, w in enumerate(weights):
+        freq = torch.bincount(draws[row::2, 0], minlength=6).double() / n
+        p = (w / w.sum()).double()
+        assert (freq[p == 0] == 0).all()
+        assert (freq - p).abs().max() < 4 * math.sqrt(0.25 / n)  # 4 standard errors at most
+    torch.manual_seed(0)
+    assert torch.equal(draws, inverse_cdf_multinomial(weights.repeat(n, 1), 1))
+    # u at the top of its range lands on the last positive weight, not on the zeros after it
+    ones = torch.full_like(weights[:, :1], 1 - 2 ** -24)
+    real_rand = torch.rand
+    try:
+        torch.rand = lambda *a, **k: ones
+        assert inverse_cdf_multinomial(weights, 1)[:, 0].tolist() == [4, 4]
+        torch.rand = lambda *a, **k: torch.zeros_like(ones)
+        assert inverse_cdf_multinomial(weights, 1)[:, 0].tolist() == [1, 2]
+    finally:
+        torch.rand = real_rand
+    assert inverse_cdf_multinomial(weights, 2).shape == (2, 2)  # torch.multinomial's
+    for bad in (torch.tensor([[0.5, float("nan")]]), torch.tensor([[0.0, 0.0]]), torch.tensor([[-0.1, 1.0]])):
+        with pytest.raises(RuntimeError, match="probability rows"):
+            inverse_cdf_multinomial(bad, 1)
+
+
+def test_inverse_cdf_sampling_in_generate_and_rloo(tiny_models, tmp_path):
+    """`generate.inverse_cdf` and `rl.inverse_cdf_sampling`: transformers' token draws go through
+    utils.inverse_cdf_multinomial inside the sampling block only (torch.multinomial is itself again
+    after it, also after an error); a generation is deterministic for one seed; an RLOO step trains;
+    PPO refuses the RL key; off, torch.multinomial samples."""
+    from rcfd import generate as G
+    from rcfd import utils
+    from rcfd.utils import inverse_cdf_sampling
+
+    real, icdf = torch.multinomial, utils.inverse_cdf_multinomial
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args[0].shape[0])
+        return icdf(*args, **kwargs)
+
+    rows = [{"id": i, "prompt": p} for i, p in enumerate(["This quiet film", "Her new cast"])]
+    outs = {}
+    for inverse_cdf in (False, True, True):
+        cfg = G.GenerateConfig(max_new_tokens=4, samples_per_prompt=2, inverse_cdf=inverse_cdf, device="cpu")
+        calls.clear()
+        utils.inverse_cdf_multinomial = counting
+        try:
+            outs.setdefault(inverse_cdf, []).append(G.generate(tiny_models["llama"], None, rows, cfg))
+        finally:
+            utils.inverse_cdf_multinomial = icdf
+        assert bool(calls) is inverse_cdf and torch.multinomial is real
+    assert outs[True][0] == outs[True][1] and len(outs[False][0]) == 4
+    with pytest.raises(RuntimeError), inverse_cdf_sampling(True, "cpu"):
+        assert torch.multinomial is utils.inverse_cdf_multinomial
+        raise RuntimeError
+    assert torch.multinomial is real
+    with inverse_cdf_sampling(True, "cuda"):
+        assert torch.multinomial is real
+    t = tiny_rl_trainer(tmp_path, inverse_cdf_sampling=True)("icdf")
+    seen = []
+    original = t._generate_single_turn
+
+    def spy(*args, **kwargs):
+        seen.append(torch.multinomial is utils.inverse_cdf_multinomial)
+        return original(*args, **kwargs)
+
+    t._generate_single_turn = spy
+    t.train()
+    assert seen == [True] and t.state.global_step == 1 and torch.multinomial is real
+    with pytest.raises(InputError, match="rl.inverse_cdf_sampling"):
+        PPOConfig(inverse_cdf_sampling=True)
