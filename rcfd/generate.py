@@ -13,11 +13,11 @@ from .rewards import completion_length
 from .utils import (
     batched,
     cpu_autocast_decoding,
-    inverse_cdf_sampling,
     log,
     pick_device,
     sampling_attention,
     seed_everything,
+    token_draws,
 )
 
 
@@ -39,7 +39,7 @@ class GenerateConfig:
     cpu_bf16: bool = False
     # the attention implementation while sampling ("eager", "sdpa"; "": the model's, sdpa), utils.sampling_attention
     attention: str = ""
-    # CPU only: draw each token by the inverse CDF (utils.inverse_cdf_sampling): the same distribution,
+    # CPU only: draw each token by the inverse CDF (utils.token_draws): the same distribution,
     # other random numbers than torch.multinomial's; off: as the committed results before run 27 were sampled
     inverse_cdf: bool = False
 
@@ -103,7 +103,7 @@ def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: Gener
         enc = tok([r["prompt"] for r, _ in chunk], return_tensors="pt", padding=True,
                   add_special_tokens=False).to(device)
         with cpu_autocast_decoding(model, cfg.cpu_bf16, device), sampling_attention(model, cfg.attention), \
-                inverse_cdf_sampling(cfg.inverse_cdf, device):
+                token_draws(device, cfg.inverse_cdf):
             inputs = prefilled(model, enc["input_ids"], enc["attention_mask"]) if cfg.shared_prefill else enc
             gen = model.generate(
                 **inputs, do_sample=cfg.temperature > 0, temperature=cfg.temperature or None,

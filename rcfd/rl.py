@@ -24,12 +24,12 @@ from .train import LoraTraining, per_process, trainer_args
 from .utils import (
     InputError,
     cpu_autocast_decoding,
-    inverse_cdf_sampling,
     log,
     pick_device,
     pick_dtype,
     sampling_attention,
     seed_everything,
+    token_draws,
 )
 
 
@@ -70,9 +70,16 @@ class RLConfig(LoraTraining):
     cpu_bf16_sampling: bool = False
     # the attention implementation while sampling ("eager", "sdpa"; "": the model's), utils.sampling_attention
     sampling_attention: str = ""
-    # CPU only: draw each sampled token by the inverse CDF (utils.inverse_cdf_sampling), not by
+    # CPU only: draw each sampled token by the inverse CDF (utils.token_draws), not by
     # torch.multinomial's exponential per vocabulary entry: the same distribution, other random numbers
     inverse_cdf_sampling: bool = False
+    # Where the KL penalty's (beta > 0) policy log-probabilities come from: "recompute" (TRL: a no-grad
+    # forward after sampling) or "sampling" (each sampled token's log-probability under the distribution
+    # it was drawn from, recorded at the draw: the sampling policy's, without that forward; the
+    # ratio's then come from the loss forward, as `old_logprobs: loss`). "sampling" needs top_p = 1
+    # (the draw's distribution is then the policy's at `temperature`), old_logprobs "loss" and one
+    # iteration (rl.LossLogprobs).
+    kl_logprobs: str = "recompute"
     # Run each prompt's forward pass once for its num_generations samples, in sampling
     # (generate.prefilled; not with the compiled CUDA decoding's static cache) and in the loss's
     # forward and backward (SharedPrefixLoss): the same samples and gradient up to rounding, for
@@ -85,9 +92,13 @@ class RLConfig(LoraTraining):
 
         # refused when the config is read, before any model loads
         for key, allowed in (("empty_completion", EMPTY_COMPLETION), ("old_logprobs", ("recompute", "loss")),
-                             ("sampling_attention", ("", "eager", "sdpa"))):
+                             ("kl_logprobs", ("recompute", "sampling")),
+                             ("sampling_attention", ("", "eager", "grouped", "sdpa"))):
             if getattr(self, key) not in allowed:
                 raise InputError(f"config key 'rl.{key}' {getattr(self, key)!r}: expected one of {allowed}")
+        if self.kl_logprobs == "sampling" and (self.top_p != 1 or self.old_logprobs != "loss" or self.num_iterations != 1):
+            raise InputError("config key 'rl.kl_logprobs' 'sampling': needs rl.top_p 1, rl.old_logprobs 'loss' and "
+                             "rl.num_iterations 1 (the draw's distribution is then the policy the loss trains)")
 
 
 @dataclass
@@ -105,6 +116,8 @@ class PPOConfig(RLConfig):
         for key in ("cpu_bf16", "merged_generation", "cpu_bf16_sampling", "sampling_attention", "inverse_cdf_sampling"):
             if getattr(self, key):
                 raise InputError(f"config key 'rl.{key}': PPO (rcfd.ppo's own loop) does not support it; use RLOO")
+        if self.kl_logprobs != "recompute":
+            raise InputError("config key 'rl.kl_logprobs': PPO (rcfd.ppo's own loop) does not support it; use RLOO")
 
 
 def compiled_generation(cfg: RLConfig, device: str) -> bool:
@@ -181,12 +194,15 @@ class StepPhases(TrainerCallback):
 
 
 class LossLogprobs:
-    """RLConfig.old_logprobs = "loss": the sampling policy's log-probabilities are taken from the
-    loss forward, detached, instead of TRL's no-grad forward after sampling (skipped: it returns
-    zeros, which nothing reads at beta = 0 and one iteration, as the loss overwrites them first).
-    Wraps the trainer's own methods on this one instance."""
+    """RLConfig.old_logprobs = "loss": the sampling policy's log-probabilities in the ratio are taken
+    from the loss forward, detached, instead of TRL's no-grad forward after sampling. That forward
+    is skipped: at beta = 0 it returns zeros, which nothing reads (the loss overwrites them first);
+    at beta > 0 (RLConfig.kl_logprobs = "sampling") it returns the log-probabilities recorded at
+    each draw (`sampling`, a SamplingContext that records them), which the KL penalty reads. Other
+    no-grad forwards (the reference's) run as TRL's. Wraps the trainer's own methods on this one
+    instance."""
 
-    def __init__(self, trainer):
+    def __init__(self, trainer, sampling: SamplingContext | None = None):
         self.inputs = None
         logprobs, compute_loss = trainer._get_per_token_logps_and_entropies, trainer._compute_loss
 
@@ -195,8 +211,16 @@ class LossLogprobs:
             return compute_loss(model, inputs)
 
         def logprobs_once(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
-            if not torch.is_grad_enabled():  # the recomputation after sampling: not needed
-                return torch.zeros(len(input_ids), logits_to_keep, device=input_ids.device), None, None
+            if not torch.is_grad_enabled():
+                if sampling is None:  # beta = 0: the recomputation after sampling, not needed
+                    return torch.zeros(len(input_ids), logits_to_keep, device=input_ids.device), None, None
+                drawn = sampling.take_logprobs()
+                if drawn is not None:  # the first pass after sampling: the sampling policy's
+                    if drawn.shape != (len(input_ids), logits_to_keep):
+                        raise RuntimeError(f"rl.kl_logprobs 'sampling': {tuple(drawn.shape)} log-probabilities "
+                                           f"recorded, {(len(input_ids), logits_to_keep)} completion tokens")
+                    return drawn.to(input_ids.device), None, None
+                return logprobs(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)  # the reference
             out = logprobs(model, input_ids, attention_mask, logits_to_keep, *args, **kwargs)
             # _compute_loss reads inputs["old_logps"] right after this forward: ratio = exp(0) = 1
             self.inputs["old_logps"] = (out[0].detach() * self.inputs["completion_mask"]).sum(1)
@@ -248,19 +272,31 @@ class SharedPrefixLoss:
 class SamplingContext:
     """How TRL's sampling runs, apart from the loss: RLConfig.cpu_bf16_sampling (TRL samples in fp32
     on CPU, its autocast covers the loss only; here under bf16 autocast with each weight cast once
-    per call, utils.cpu_autocast_decoding), RLConfig.sampling_attention (utils.sampling_attention)
-    and RLConfig.inverse_cdf_sampling (utils.inverse_cdf_sampling). Wraps this trainer's
+    per call, utils.cpu_autocast_decoding), RLConfig.sampling_attention (utils.sampling_attention),
+    RLConfig.inverse_cdf_sampling and, with `record`, each drawn token's log-probability for
+    RLConfig.kl_logprobs = "sampling" (utils.token_draws; take_logprobs). Wraps this trainer's
     `_generate`; under merged_generation the merged weights are the ones cast."""
 
-    def __init__(self, trainer, device: str, bf16: bool, attention: str, inverse_cdf: bool = False):
+    def __init__(self, trainer, device: str, bf16: bool, attention: str, inverse_cdf: bool = False,
+                 record: bool = False):
         generate = trainer._generate
+        self.drawn = None
 
         def sample(*args, **kwargs):
+            draws = [] if record else None
             with cpu_autocast_decoding(trainer.model, bf16, device), sampling_attention(trainer.model, attention), \
-                    inverse_cdf_sampling(inverse_cdf, device):
-                return generate(*args, **kwargs)
+                    token_draws(device, inverse_cdf, draws):
+                out = generate(*args, **kwargs)
+            if record:  # (rows, decoded tokens): one column per draw
+                self.drawn = torch.cat(draws, 1) if draws else None
+            return out
 
         trainer._generate = sample
+
+    def take_logprobs(self) -> torch.Tensor | None:
+        """The last sampling call's recorded log-probabilities, once (None after)."""
+        drawn, self.drawn = self.drawn, None
+        return drawn
 
 
 class MergedGeneration:
@@ -360,12 +396,17 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
         if not compiled:
             share_prefill(trainer.model)
         SharedPrefixLoss(trainer)  # first: LossLogprobs wraps this forward
-    on_policy = beta == 0 and cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
-    if cfg.old_logprobs == "loss" and on_policy:
-        LossLogprobs(trainer)
-    if cfg.cpu_bf16_sampling or cfg.sampling_attention or cfg.inverse_cdf_sampling:
+    on_policy = cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
+    kl_sampled = beta > 0 and cfg.kl_logprobs == "sampling"
+    if kl_sampled and not on_policy:
+        raise InputError("config key 'rl.kl_logprobs' 'sampling': needs one generation per optimizer step")
+    sampling = None
+    if cfg.cpu_bf16_sampling or cfg.sampling_attention or cfg.inverse_cdf_sampling or kl_sampled:
         # first: merging is outside it
-        SamplingContext(trainer, device, cfg.cpu_bf16_sampling, cfg.sampling_attention, cfg.inverse_cdf_sampling)
+        sampling = SamplingContext(trainer, device, cfg.cpu_bf16_sampling, cfg.sampling_attention,
+                                   cfg.inverse_cdf_sampling, record=kl_sampled)
+    if cfg.old_logprobs == "loss" and on_policy and (beta == 0 or kl_sampled):
+        LossLogprobs(trainer, sampling if kl_sampled else None)
     if cfg.merged_generation:
         MergedGeneration(trainer)
     trainer.add_callback(StepPhases(trainer))  # after the others: it times the skipped pass and the merging too

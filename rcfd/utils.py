@@ -206,39 +206,88 @@ _torch_multinomial = None
 
 
 @contextmanager
-def inverse_cdf_sampling(enabled: bool, device: str):
-    """Inside the block, `generate`'s draw of the next token (transformers calls torch.multinomial on
-    the softmax over the 49k-word vocabulary) is inverse_cdf_multinomial on CPU. torch.multinomial
-    draws one exponential per vocabulary entry: on one thread of this CPU 48.8 ms per token for 50
-    rows, 21.5% of sampling 50 x 40 movie-review tokens (torch profiler); the inverse CDF takes 2.5 ms.
-    The same distribution with other random numbers. A no-op on GPU or when not `enabled`."""
+def token_draws(device: str, inverse_cdf: bool = False, record: list | None = None):
+    """Inside the block, `generate`'s draw of each next token (transformers calls torch.multinomial
+    on the softmax over the 49k-word vocabulary) goes through here:
+
+    - `inverse_cdf` (CPU only): drawn by inverse_cdf_multinomial. torch.multinomial draws one
+      exponential per vocabulary entry: on one thread of this CPU 48.8 ms per token for 50 rows,
+      21.5% of sampling 50 x 40 movie-review tokens (torch profiler); the inverse CDF takes 2.5 ms.
+      The same distribution with other random numbers.
+    - `record` (a list): each draw's log-probabilities of the drawn tokens, a (rows, 1) tensor per
+      decoded token, are appended to it: the sampling policy's log-probabilities, read off the
+      distribution the token was drawn from (rl.LossLogprobs, `rl.kl_logprobs: sampling`).
+
+    A no-op when neither applies, and inside another such block (the outer one draws)."""
     import torch
 
     global _torch_multinomial
-    if not enabled or str(device).startswith("cuda") or _torch_multinomial is not None:
+    icdf = inverse_cdf and not str(device).startswith("cuda")
+    if not (icdf or record is not None) or _torch_multinomial is not None:
         yield
         return
-    _torch_multinomial = torch.multinomial
-    torch.multinomial = inverse_cdf_multinomial
+    original = _torch_multinomial = torch.multinomial
+
+    def draw(probs, num_samples=1, replacement=False, *, generator=None, out=None):
+        sampler = inverse_cdf_multinomial if icdf else original
+        tokens = sampler(probs, num_samples, replacement, generator=generator, out=out)
+        if record is not None:
+            record.append(probs.gather(-1, tokens).float().log())
+        return tokens
+
+    torch.multinomial = draw
     try:
         yield
     finally:
-        torch.multinomial, _torch_multinomial = _torch_multinomial, None
+        torch.multinomial, _torch_multinomial = original, None
+
+
+def grouped_attention(module, query, key, value, attention_mask, scaling: float, dropout: float = 0.0, **kwargs):
+    """Eager attention (transformers' eager_attention_forward: matmul, additive mask, softmax in
+    fp32, matmul) without copying the key/value heads. With grouped-query attention (SmolLM2: 9
+    query heads share 3 key/value heads) eager copies each key/value head to its query heads in every
+    layer at every decoded token (repeat_kv), the cost that made eager slower than sdpa at many rows
+    and long contexts; here the query heads of one key/value head are stacked as rows of one matmul
+    instead, so the keys and values are read where the cache holds them. The same products and sums."""
+    import torch
+
+    batch, heads, q_len, dim = query.shape
+    kv_heads = key.shape[1]
+    rows = query.reshape(batch, kv_heads, heads // kv_heads * q_len, dim)  # query heads h = k * groups + g
+    weights = (torch.matmul(rows, key.transpose(2, 3)) * scaling).view(batch, heads, q_len, -1)
+    if attention_mask is not None:
+        weights = weights + attention_mask
+    weights = torch.nn.functional.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = torch.nn.functional.dropout(weights, p=dropout, training=module.training)
+    out = torch.matmul(weights.reshape(batch, kv_heads, -1, weights.shape[-1]), value)
+    return out.view(batch, heads, q_len, dim).transpose(1, 2).contiguous(), weights
+
+
+def register_grouped_attention() -> None:
+    """Make "grouped" (grouped_attention, with eager's additive mask) an attention implementation
+    that transformers models accept (`set_attn_implementation("grouped")`)."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register("grouped", grouped_attention)
+    AttentionMaskInterface.register("grouped", eager_mask)
 
 
 @contextmanager
 def sampling_attention(model, implementation: str):
     """Sample with another attention implementation than the model's: "eager" (transformers' own
-    matmul, softmax, matmul) or "sdpa"; "" keeps the model's. For one query token per step on one
-    CPU thread, sdpa's CPU flash-attention kernel took 773 us a call and eager decoding was 11-12%
-    faster (docs/time.md, run 23). Eager copies the grouped key/value heads to every query head
-    (transformers' repeat_kv) in each layer at each token, so for many rows and long contexts it is
-    slower: 120 rows x ~210 positions took twice sdpa's time (run 24). The loss's forward, over whole
-    sequences, keeps sdpa. The model's implementation is restored after the block (a PEFT model: its
-    base model's)."""
+    matmul, softmax, matmul), "grouped" (the same without copying key/value heads, grouped_attention)
+    or "sdpa"; "" keeps the model's. For one query token per step on one CPU thread, sdpa's CPU
+    flash-attention kernel took 773 us a call and eager decoding was 11-12% faster (docs/time.md,
+    run 23). Eager copies the grouped key/value heads to every query head (transformers' repeat_kv)
+    in each layer at each token, so for many rows and long contexts it is slower: 120 rows x ~210
+    positions took twice sdpa's time (run 24). The loss's forward, over whole sequences, keeps sdpa.
+    The model's implementation is restored after the block (a PEFT model: its base model's)."""
     if not implementation:
         yield
         return
+    if implementation == "grouped":
+        register_grouped_attention()
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     before = base.config._attn_implementation
     base.set_attn_implementation(implementation)

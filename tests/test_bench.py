@@ -53,7 +53,7 @@ def test_flops_and_peaks():
     assert math.isnan(peak_bandwidth("cpu"))
 
 
-def tiny_rl_trainer(tmp_path, **rl_settings):
+def tiny_rl_trainer(tmp_path, beta: float = 0.0, **rl_settings):
     """A factory of one-step RCfD RLOO trainers on the tiny synthetic policy and RM (on CPU)."""
     from rcfd import bench
     from rcfd import rl as RL
@@ -69,7 +69,7 @@ def tiny_rl_trainer(tmp_path, **rl_settings):
 
     def trainer(name):
         model, _, _ = bench.build_policy(cfg, "cpu")
-        return RL.rl_trainer(model, tok, rows, make_reward_func("rcfd", rm), 0.0, rl, Checkpoints(tmp_path / name))
+        return RL.rl_trainer(model, tok, rows, make_reward_func("rcfd", rm), beta, rl, Checkpoints(tmp_path / name))
 
     return trainer
 
@@ -431,7 +431,7 @@ def test_inverse_cdf_sampling_in_generate_and_rloo(tiny_models, tmp_path):
     PPO refuses the RL key; off, torch.multinomial samples."""
     from rcfd import generate as G
     from rcfd import utils
-    from rcfd.utils import inverse_cdf_sampling
+    from rcfd.utils import token_draws
 
     real, icdf = torch.multinomial, utils.inverse_cdf_multinomial
     calls = []
@@ -452,22 +452,101 @@ def test_inverse_cdf_sampling_in_generate_and_rloo(tiny_models, tmp_path):
             utils.inverse_cdf_multinomial = icdf
         assert bool(calls) is inverse_cdf and torch.multinomial is real
     assert outs[True][0] == outs[True][1] and len(outs[False][0]) == 4
-    with pytest.raises(RuntimeError), inverse_cdf_sampling(True, "cpu"):
-        assert torch.multinomial is utils.inverse_cdf_multinomial
+    with pytest.raises(RuntimeError), token_draws("cpu", inverse_cdf=True):
+        assert torch.multinomial is not real
         raise RuntimeError
     assert torch.multinomial is real
-    with inverse_cdf_sampling(True, "cuda"):
+    with token_draws("cuda", inverse_cdf=True):
         assert torch.multinomial is real
     t = tiny_rl_trainer(tmp_path, inverse_cdf_sampling=True)("icdf")
     seen = []
     original = t._generate_single_turn
 
     def spy(*args, **kwargs):
-        seen.append(torch.multinomial is utils.inverse_cdf_multinomial)
+        seen.append(torch.multinomial is not real)
         return original(*args, **kwargs)
 
     t._generate_single_turn = spy
-    t.train()
-    assert seen == [True] and t.state.global_step == 1 and torch.multinomial is real
+    utils.inverse_cdf_multinomial = counting
+    calls.clear()
+    try:
+        t.train()
+    finally:
+        utils.inverse_cdf_multinomial = icdf
+    assert seen == [True] and calls and t.state.global_step == 1 and torch.multinomial is real
     with pytest.raises(InputError, match="rl.inverse_cdf_sampling"):
         PPOConfig(inverse_cdf_sampling=True)
+
+
+def test_grouped_attention_equals_eager_without_copying_key_value_heads(eager_calls):
+    """utils.grouped_attention (`sampling_attention: grouped`): on a grouped-query model (4 query
+    heads, 2 key/value heads) the scores and sampled tokens are eager attention's (fp32 up to
+    rounding; the same tokens under one seed), transformers' eager path (and its repeat_kv) is not
+    called, and the model's own implementation is back after the block."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from rcfd.utils import sampling_attention
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                         num_key_value_heads=2, intermediate_size=128, vocab_size=512)).eval()
+    assert model.config._attn_implementation == "sdpa"
+    ids = torch.tensor([[0, 0, 5, 6, 7], [9, 10, 11, 12, 13]])
+    kw = dict(attention_mask=(ids != 0).long(), do_sample=True, top_k=0, max_new_tokens=6, pad_token_id=0,
+              eos_token_id=None, output_scores=True, return_dict_in_generate=True)
+    runs = {}
+    for impl in ("eager", "grouped"):
+        eager_calls.clear()
+        torch.manual_seed(3)
+        with torch.no_grad(), sampling_attention(model, impl):
+            runs[impl] = model.generate(ids, **kw)
+        assert bool(eager_calls) is (impl == "eager")
+        assert model.config._attn_implementation == "sdpa"
+    assert torch.equal(runs["eager"].sequences, runs["grouped"].sequences)
+    for a, b in zip(runs["eager"].scores, runs["grouped"].scores):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    assert RLConfig(sampling_attention="grouped").sampling_attention == "grouped"
+
+
+def test_kl_from_the_sampled_tokens_log_probabilities(tmp_path, monkeypatch):
+    """`rl.kl_logprobs: sampling` (beta > 0): the KL penalty reads each sampled token's
+    log-probability recorded at its draw (utils.token_draws) instead of TRL's no-grad forward of
+    the sampling policy, so one no-grad forward (the reference's) is left; the KL it logs is the
+    recomputed one's (fp32, no LoRA dropout, the same samples under one seed), the step trains;
+    the key's preconditions are refused by name."""
+    from peft.tuners.lora import LoraLayer
+    from trl import RLOOTrainer
+
+    from rcfd.models import LoraSettings
+
+    passes = []
+    real = RLOOTrainer._get_per_token_logps_and_entropies
+
+    def counted(self, *args, **kwargs):
+        if not torch.is_grad_enabled():
+            passes.append(1)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(RLOOTrainer, "_get_per_token_logps_and_entropies", counted)
+    runs = {}
+    for source in ("recompute", "sampling"):
+        t = tiny_rl_trainer(tmp_path, beta=0.1, kl_logprobs=source, lora=LoraSettings(dropout=0.0))(source)
+        torch.manual_seed(1)
+        for layer in (m for m in t.model.modules() if isinstance(m, LoraLayer)):  # a policy away from the reference
+            torch.nn.init.normal_(layer.lora_B["default"].weight, std=0.5)
+        passes.clear()
+        torch.manual_seed(2)
+        t.train()
+        runs[source] = (len(passes), t.state.log_history[0])
+        assert t.state.global_step == 1
+    (n_recompute, recomputed), (n_sampled, sampled) = runs["recompute"], runs["sampling"]
+    assert (n_recompute, n_sampled) == (2, 1)
+    assert abs(recomputed["kl"]) > 1e-3
+    assert sampled["kl"] == pytest.approx(recomputed["kl"], rel=1e-4, abs=1e-6)
+    for bad in (dict(top_p=0.9), dict(old_logprobs="recompute"), dict(num_iterations=2)):
+        with pytest.raises(InputError, match="rl.kl_logprobs"):
+            RLConfig(kl_logprobs="sampling", **bad)
+    with pytest.raises(InputError, match="rl.kl_logprobs"):
+        PPOConfig(kl_logprobs="sampling")
+    with pytest.raises(InputError, match="rl.kl_logprobs"):
+        RLConfig(kl_logprobs="draws")
