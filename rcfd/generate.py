@@ -37,10 +37,10 @@ class GenerateConfig:
     # CPU only: sample under bf16 autocast, each weight cast once per batch (utils.cpu_autocast_decoding),
     # the precision a GPU run samples in; off: fp32
     cpu_bf16: bool = False
-    # the attention implementation while sampling ("eager", "sdpa"; "": the model's, sdpa), utils.sampling_attention
+    # the attention implementation while sampling ("eager", "grouped", "sdpa"; "": the model's), utils.sampling_attention
     attention: str = ""
     # CPU only: draw each token by the inverse CDF (utils.token_draws): the same distribution,
-    # other random numbers than torch.multinomial's; off: as the committed results before run 27 were sampled
+    # other random numbers than torch.multinomial's; off: as the committed results up to run 26 were sampled
     inverse_cdf: bool = False
 
 

@@ -68,7 +68,7 @@ class RLConfig(LoraTraining):
     # CPU only: sample under bf16 autocast (the precision of the loss's forward under cpu_bf16, and of
     # a GPU run), each weight cast once per sampling call (rl.SamplingContext). Off: fp32 sampling.
     cpu_bf16_sampling: bool = False
-    # the attention implementation while sampling ("eager", "sdpa"; "": the model's), utils.sampling_attention
+    # the attention implementation while sampling ("eager", "grouped", "sdpa"; "": the model's), utils.sampling_attention
     sampling_attention: str = ""
     # CPU only: draw each sampled token by the inverse CDF (utils.token_draws), not by
     # torch.multinomial's exponential per vocabulary entry: the same distribution, other random numbers
