@@ -49,15 +49,16 @@ def step_build_model(a) -> None:
 
 def _prepare_task(a, config_cls, key: str, read, prepare) -> None:
     """What every prepare step does: its data config from the params, the source read (offline
-    asset or hub), prompts (and reward-model data, where the task has some) written."""
+    asset or hub), prompts (and reward-model data, where the task has some) written, and the
+    step's report (near-copies dropped, split sizes) as its metrics."""
     from .models import load_tokenizer
 
     cfg = from_params(config_cls, a.params, key)
-    out = prepare(cfg, read(cfg), load_tokenizer(a.policy))
-    prompts, rm_data = out if isinstance(out, tuple) else (out, None)
-    write_jsonl(a.prompts, prompts)
-    if rm_data is not None:
-        write_jsonl(a.rm_data, rm_data)
+    *out, report = prepare(cfg, read(cfg), load_tokenizer(a.policy))
+    write_jsonl(a.prompts, out[0])
+    if len(out) == 2:
+        write_jsonl(a.rm_data, out[1])
+    write_json(a.metrics, report)
 
 
 def step_prepare_movies(a) -> None:
@@ -182,6 +183,10 @@ def step_train(a) -> None:
                                                       "steps": len([h for h in history if "loss" in h])})
 
 
+RLOO_ONLY = ("cpu_bf16", "merged_generation", "cpu_bf16_sampling", "sampling_attention", "inverse_cdf_sampling",
+             "kl_logprobs")  # RLConfig settings of TRL's RLOO path that rcfd/ppo.py's loop does not have
+
+
 def rl_config(section: dict, algorithm: str):
     """The RL settings (config `<task>.rl`) for `algorithm`: RLOO's, or PPO's with `rl.ppo` on top."""
     from .rl import PPOConfig, RLConfig
@@ -189,6 +194,11 @@ def rl_config(section: dict, algorithm: str):
     section = dict(section)
     ppo = section.pop("ppo", {})
     if algorithm == "ppo":
+        # rcfd/ppo.py samples with plain `generate` and trains in fp32: the RLOO sampling and precision
+        # settings of the task (CPU speed-ups) do not apply to it, so one config serves both optimisers
+        unused = {k: section.pop(k) for k in RLOO_ONLY if k in section}
+        if any(unused.values()):
+            log.info("PPO: RLOO-only settings not used: %s", unused)
         return from_params(PPOConfig, {**section, **ppo}, "train.rl")
     return from_params(RLConfig, section, "train.rl")
 
@@ -510,9 +520,9 @@ def step_bench(a) -> None:
 STEPS = {
     "fetch_asset": (step_fetch_asset, ["out", "downloads"]),
     "build_model": (step_build_model, ["out", "downloads", "corpus"]),
-    "prepare_movies": (step_prepare_movies, ["source", "policy", "prompts", "rm_data"]),
-    "prepare_wiki": (step_prepare_wiki, ["source", "policy", "prompts"]),
-    "prepare_summaries": (step_prepare_summaries, ["source", "policy", "prompts", "rm_data"]),
+    "prepare_movies": (step_prepare_movies, ["source", "policy", "prompts", "rm_data", "metrics"]),
+    "prepare_wiki": (step_prepare_wiki, ["source", "policy", "prompts", "metrics"]),
+    "prepare_summaries": (step_prepare_summaries, ["source", "policy", "prompts", "rm_data", "metrics"]),
     "train_reward_model": (step_train_reward_model, ["base", "data", "prompts", "out", "metrics"]),
     "score_demos": (step_score_demos, ["rm", "prompts", "out"]),
     "train": (step_train, ["method", "policy", "rm", "data", "out"]),

@@ -15,8 +15,11 @@ sentiment reward model, so the reward model never saw a demonstration. Reviews c
 train split (the paper's data; shipped in a PyPI wheel) or, as an ablation, from one-sentence
 Rotten Tomatoes snippets.
 
-No text is in two splits: duplicates (by normalised text) are dropped, and `check_disjoint`
-refuses data whose train, eval and reward-model texts overlap.
+No text is in two splits, nor a near-copy of one (rcfd.dedup: a text sharing >= 50% of its word
+8-grams with another): near-copies among the source texts (reviews, articles, papers) are dropped
+before splitting, keeping the first in the source's order, and `check_disjoint` refuses data in which
+a text of one split (train, eval, reward-model train and held-out) is a near-copy of a text of
+another. Each prepare step returns a report of both (written as the data step's metrics).
 """
 
 from __future__ import annotations
@@ -28,11 +31,24 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .dedup import DedupConfig, check_disjoint, near_copy_report, split_sizes, without_near_copies
 from .utils import InputError, log
 
 
 @dataclass
-class MovieDataConfig:
+class NearCopyConfig:
+    """Near-copy detection of a data step (rcfd.dedup), for every use case."""
+
+    near_copy_ngram: int = 8  # words per shingle
+    near_copy_threshold: float = 0.5  # near-copies share at least this fraction of the smaller text's shingles
+
+    @property
+    def dedup(self) -> DedupConfig:
+        return DedupConfig(self.near_copy_ngram, self.near_copy_threshold)
+
+
+@dataclass
+class MovieDataConfig(NearCopyConfig):
     source: str = "imdb_csv"  # "imdb_csv" (IMDB train split, offline), "vader_snippets" (RT snippets) or "hub"
     hub_id: str = "imdb"
     hub_split: str = "train"
@@ -135,24 +151,18 @@ def split_prompt(text: str, tokenizer, prompt_tokens: int, max_demo_tokens: int 
     return text[:cut], text[cut:], n
 
 
-def check_disjoint(groups: dict[str, list[str]], where: str) -> None:
-    """Refuse data in which one text (normalised) is in two splits: a test-set leak."""
-    seen: dict[str, str] = {}
-    for name, texts in groups.items():
-        for text in texts:
-            other = seen.setdefault(normalised(text), name)
-            if other != name:
-                raise InputError(f"{where}: the text {text[:60]!r}... is in both {other} and {name}")
-
-
-def prepare_movies(cfg: MovieDataConfig, reviews: list[dict], tokenizer) -> tuple[list[dict], list[dict]]:
-    """Returns (prompts, rm_data).
+def prepare_movies(cfg: MovieDataConfig, reviews: list[dict], tokenizer) -> tuple[list[dict], list[dict], dict]:
+    """Returns (prompts, rm_data, report).
 
     prompts: {id, split: train|eval, prompt, demo, demo_tokens, rating}
-    rm_data: {id, split: train|eval, text, label}
+    rm_data: {id, split: train|eval, text, label}; a held-out row whose text is a prefix
+             (rm_prefix_tokens) also has the whole review as `full_text`
+    report:  near-copies dropped and split sizes (`near_copy_report`)
     """
     if cfg.long_demos not in ("cut", "drop"):
         raise InputError(f"movies.data.long_demos {cfg.long_demos!r}: expected 'cut' or 'drop'")
+    # re-posted reviews (the same opening, another last sentence) are near-copies: one of each is kept
+    reviews, kept_reviews, review_texts = without_near_copies(reviews, lambda r: r["text"], cfg.dedup)
     rng = random.Random(cfg.seed)
     positives = [r for r in reviews if r["rating"] > cfg.positive_threshold]
     negatives = [r for r in reviews if r["rating"] < cfg.negative_threshold]
@@ -197,15 +207,19 @@ def prepare_movies(cfg: MovieDataConfig, reviews: list[dict], tokenizer) -> tupl
             kept.append(dict(r, text=text))
     rest = kept
     n_eval = max(1, int(len(rest) * cfg.rm_eval_fraction))
-    rm_data = [{"id": r["id"], "split": "eval" if i < n_eval else "train", "text": r["text"],
-                "label": r["label"]} for i, r in enumerate(rest)]
-    check_disjoint({split: [p["prompt"] + p["demo"] for p in prompts if p["split"] == split] for split in
-                    ("train", "eval")} | {f"reward-model {split}": [r["text"] for r in rm_data if r["split"] == split]
-                                          for split in ("train", "eval")}, "movies data")
+    full = {r["id"]: r["text"] for r in reviews}
+    rm_data = [{"id": r["id"], "split": "eval" if i < n_eval else "train", "text": r["text"], "label": r["label"]}
+               | ({"full_text": full[r["id"]]} if i < n_eval and full[r["id"]] != r["text"] else {})
+               for i, r in enumerate(rest)]
+    groups = {split: [p["prompt"] + p["demo"] for p in prompts if p["split"] == split] for split in ("train", "eval")}
+    groups |= {f"reward-model {split}": [r["text"] for r in rm_data if r["split"] == split] for split in ("train", "eval")}
+    largest = check_disjoint(groups, "movies data", cfg.dedup)
     log.info("movies: %d prompts (%d eval), %d reward-model examples (%d eval, %.0f%% positive)",
              len(prompts), cfg.n_eval_prompts, len(rm_data), n_eval,
              100 * sum(r["label"] for r in rm_data) / max(1, len(rm_data)))
-    return prompts, rm_data
+    report = near_copy_report(review_texts, kept_reviews, largest, cfg.dedup,
+                              **split_sizes(prompts, "prompts"), **split_sizes(rm_data, "reward_model"))
+    return prompts, rm_data, report
 
 
 def prefix(text: str, tokenizer, n_tokens: int) -> str:
@@ -216,7 +230,7 @@ def prefix(text: str, tokenizer, n_tokens: int) -> str:
 
 # --------------------------------------------------------------------------- Wikipedia
 @dataclass
-class WikiDataConfig:
+class WikiDataConfig(NearCopyConfig):
     source: str = "gensim_dump"  # "gensim_dump" (offline, 106 articles) or "hub" (paper scale)
     hub_id: str = "wikimedia/wikipedia"
     hub_config: str = "20231101.en"
@@ -291,12 +305,13 @@ def read_hub_wiki(cfg: WikiDataConfig) -> list[dict]:
             for _, r in zip(range(cfg.max_hub_articles), ds)]
 
 
-def prepare_wiki(cfg: WikiDataConfig, articles: list[dict], tokenizer) -> list[dict]:
-    """Prompt/demonstration segments; eval and train segments come from disjoint articles.
+def prepare_wiki(cfg: WikiDataConfig, articles: list[dict], tokenizer) -> tuple[list[dict], dict]:
+    """Prompt/demonstration segments; eval and train segments come from disjoint articles, and no
+    article is a near-copy of another.
 
-    Returns rows {id, split, title, prompt, demo, demo_tokens}, prompt + demo a verbatim span.
+    Returns (rows {id, split, title, prompt, demo, demo_tokens}, prompt + demo a verbatim span; the report).
     """
-    articles = sorted(articles, key=lambda a: a["id"])
+    articles, kept, texts = without_near_copies(sorted(articles, key=lambda a: a["id"]), lambda a: a["text"], cfg.dedup)
     random.Random(cfg.seed).shuffle(articles)
     rows, need = [], {"eval": cfg.n_eval_prompts, "train": cfg.n_train_prompts}
     for article in articles:
@@ -309,13 +324,14 @@ def prepare_wiki(cfg: WikiDataConfig, articles: list[dict], tokenizer) -> list[d
                 break
             rows.append({"id": f"{article['id']}-{k}", "split": split, "title": article["title"],
                          "prompt": prompt, "demo": demo, "demo_tokens": demo_tokens})
-    check_disjoint({s: [r["prompt"] + r["demo"] for r in rows if r["split"] == s] for s in need}, "wiki data")
+    largest = check_disjoint({s: [r["prompt"] + r["demo"] for r in rows if r["split"] == s] for s in need}, "wiki data",
+                             cfg.dedup)
     got = {s: sum(r["split"] == s for r in rows) for s in need}
     if got != need:
         raise InputError(f"wiki data: the articles give {got} segments of {cfg.prompt_tokens} prompt tokens + "
                          f"{cfg.train_demo_tokens}/{cfg.eval_demo_tokens} demonstration tokens; the config asks {need}")
     log.info("wiki: %d articles -> %d train, %d eval segments", len(articles), got["train"], got["eval"])
-    return rows
+    return rows, near_copy_report(texts, kept, largest, cfg.dedup, **split_sizes(rows, "prompts"))
 
 
 def _segments(text: str, tokenizer, prompt_tokens: int, demo_tokens: int):
@@ -330,7 +346,7 @@ def _segments(text: str, tokenizer, prompt_tokens: int, demo_tokens: int):
 
 # --------------------------------------------------------------------------- summarisation
 @dataclass
-class SummaryDataConfig:
+class SummaryDataConfig(NearCopyConfig):
     source: str = "aclsum"  # "aclsum" (offline, 250 papers x 3 aspect summaries) or "hub" (TL;DR)
     hub_id: str = "openai/summarize_from_feedback"
     hub_config: str = "comparisons"
@@ -410,15 +426,17 @@ def corruptions(paper: dict, aspect: str, other: dict | None) -> list[str]:
     return [c for c in out if c.strip() and c != human]
 
 
-def prepare_summaries(cfg: SummaryDataConfig, papers: list[dict], tokenizer) -> tuple[list[dict], list[dict]]:
-    """Returns (prompts, rm_pairs).
+def prepare_summaries(cfg: SummaryDataConfig, papers: list[dict], tokenizer) -> tuple[list[dict], list[dict], dict]:
+    """Returns (prompts, rm_pairs, report); a paper that is a near-copy of another (its abstract
+    and summaries) is dropped first.
 
     prompts: {id, split: train|eval, prompt, demo, demo_tokens, rejected} from the papers not used
              for the reward model; `rejected` is one corrupted summary (DPO's pair).
     rm_pairs: {id, split: train|eval, prompt, chosen, rejected} from the papers in `rm_splits`.
     """
     rng = random.Random(cfg.seed)
-    papers = sorted(papers, key=lambda p: p["id"])
+    papers, kept_papers, paper_texts = without_near_copies(
+        sorted(papers, key=lambda p: p["id"]), lambda p: " ".join(p["sentences"] + list(p["summary"].values())), cfg.dedup)
     rm_papers = [p for p in papers if p["split"] in cfg.rm_splits]
     policy_papers = [p for p in papers if p["split"] not in cfg.rm_splits]
     rng.shuffle(rm_papers)
@@ -469,9 +487,14 @@ def prepare_summaries(cfg: SummaryDataConfig, papers: list[dict], tokenizer) -> 
                     or rng.choice(corruptions(paper, aspect, other(paper, pools[p["split"]]))))
         p.update(prompt=prompt_of(paper, aspect), demo=demo, rejected=" " + rejected,
                  demo_tokens=len(tokenizer(demo, add_special_tokens=False)["input_ids"]))
-    check_disjoint({split: [p["prompt"] + p["demo"] for p in prompts if p["split"] == split] for split in
-                    ("train", "eval")} | {"reward-model chosen": [r["prompt"] + r["chosen"] for r in rm_pairs]},
-                   "summaries data")
+    # every text a model trains on: the policy's train prompts with their demonstration (SFT, RL) and
+    # DPO's rejected summary; the reward model's pairs, chosen and rejected, per RM split
+    groups = {split: [p["prompt"] + p["demo"] for p in prompts if p["split"] == split] for split in ("train", "eval")}
+    groups["train"] += [p["prompt"] + p["rejected"] for p in prompts if p["split"] == "train"]
+    groups |= {f"reward-model {split}": [r["prompt"] + r[side] for r in rm_pairs if r["split"] == split
+                                         for side in ("chosen", "rejected")] for split in ("train", "eval")}
+    largest = check_disjoint(groups, "summaries data", cfg.dedup)
     log.info("summaries: %d prompts (%d eval), %d reward-model pairs (%d eval)", len(prompts), cfg.n_eval_prompts,
              len(rm_pairs), sum(r["split"] == "eval" for r in rm_pairs))
-    return prompts, rm_pairs
+    return prompts, rm_pairs, near_copy_report(paper_texts, kept_papers, largest, cfg.dedup,
+                                               **split_sizes(prompts, "prompts"), **split_sizes(rm_pairs, "reward_model"))

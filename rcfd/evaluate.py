@@ -30,6 +30,14 @@ def demonstrations_as_run(demos: list[dict]) -> list[dict]:
              "completion_tokens": d["demo_tokens"]} for d in demos]
 
 
+def check_finite(values: list[float], gens: list[dict], what: str, method: str) -> None:
+    """No NaN reaches a metric: one line naming the run and the first sample that has one."""
+    for v, g in zip(values, gens):
+        if not np.isfinite(v):
+            raise InputError(f"evaluate {method}: sample {g['id']}/{g['sample']} has {what} {v} "
+                             f"(completion {g['completion'][:40]!r})")
+
+
 def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params: dict, models: EvalModels,
                  method: str, seed: int, is_demonstrations: bool = False) -> tuple[dict, list[dict], pd.DataFrame]:
     """One run's metrics row, its scored samples (reward, log-lik and judge score per sample) and
@@ -49,18 +57,25 @@ def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params:
     token_lps = base.token_logprobs(prompts, completions)
     loglik = [mean_or_nan(t) for t in token_lps]
     rewards = loglik if same_model else load_reward_model(models.rm, rm).score(prompts, completions)
-    scored = [dict(g, method=method, seed=seed, reward=r, loglik=ll) for g, r, ll in zip(gens, rewards, loglik)]
     demo_rewards = [d["demo_reward"] for d in demos]
+    empty = [not c for c in completions]
+    if any(empty):
+        demo_loglik = demo_rewards if same_model else base.score([d["prompt"] for d in demos], [d["demo"] for d in demos])
+        rewards, loglik = M.worst_for_empty(rewards, empty, demo_rewards), M.worst_for_empty(loglik, empty, demo_loglik)
+        log.info("%d empty sample(s) of %d: %s", sum(empty), len(empty), M.EMPTY_RULE)
+    check_finite(rewards, gens, "reward", method)
+    check_finite(loglik, gens, "log-likelihood", method)
+    scored = [dict(g, method=method, seed=seed, reward=r, loglik=ll) for g, r, ll in zip(gens, rewards, loglik)]
     alignment_cfg = from_params(M.AlignmentConfig, params["alignment"], "alignment")
     row = {
-        "task": params["task"], "method": method, "seed": seed, "n": len(scored),
-        "avg_reward": float(np.nanmean(rewards)), "std_reward": float(np.nanstd(rewards)),
+        "task": params["task"], "method": method, "seed": seed, "n": len(scored), "empty_share": float(np.mean(empty)),
+        "avg_reward": float(np.mean(rewards)), "std_reward": float(np.std(rewards)),
         "demo_avg_reward": float(np.mean(demo_rewards)),
-        "alignment": M.alignment_score(demo_rewards, [r for r in rewards if r == r], alignment_cfg),
+        "alignment": M.alignment_score(demo_rewards, rewards, alignment_cfg),
         # with two rewards (use case 3) the paper's A is the mean of the per-reward scores
         "alignment_length": M.alignment_score([d["demo_tokens"] for d in demos],
                                               [g["completion_tokens"] for g in gens], alignment_cfg),
-        "loglik_base": float(np.nanmean(loglik)),
+        "loglik_base": float(np.mean(loglik)),
         "mean_tokens": float(np.mean([g["completion_tokens"] for g in gens])),
         "seq_rep_4": M.seq_repetition(completions, 4),
         **M.diversity(completions, params["self_bleu_samples"], seed),

@@ -27,7 +27,7 @@ class GenerateConfig:
     temperature: float = 1.0  # the alignment score is defined on stochastic samples
     top_p: float = 1.0
     top_k: int = 0  # 0 = off, as in TRL's RL sampling (transformers' own generate default is 50)
-    samples_per_prompt: int = 1
+    samples_per_prompt: int = 1  # greedy decoding (temperature 0) is deterministic: one sample per prompt
     batch_size: int = 32
     seed: int = 0
     device: str = "auto"
@@ -92,12 +92,15 @@ def share_prefill(model) -> None:
 
 @torch.no_grad()  # not inference_mode: under it autocast's weight cache (cpu_bf16) stays unused
 def generate(base: str, adapter: str | Path | None, rows: list[dict], cfg: GenerateConfig) -> list[dict]:
-    """One output row per (prompt, sample): {id, sample, prompt, completion, completion_tokens}."""
+    """One output row per (prompt, sample): {id, sample, prompt, completion, completion_tokens}.
+    Greedy decoding draws `samples_per_prompt` copies of one text, which would count as duplicates
+    in the diversity metrics (self-BLEU 100, distinct-n halved): it writes one sample per prompt."""
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     tok = load_tokenizer(base)
     model = load_policy(base, adapter, device)
-    jobs = [(r, s) for r in rows for s in range(cfg.samples_per_prompt)]
+    samples = cfg.samples_per_prompt if cfg.temperature > 0 else 1
+    jobs = [(r, s) for r in rows for s in range(samples)]
     out, t0 = [], time.time()
     for chunk in batched(jobs, cfg.batch_size):
         enc = tok([r["prompt"] for r, _ in chunk], return_tensors="pt", padding=True,

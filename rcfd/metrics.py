@@ -1,7 +1,8 @@
 """Evaluation metrics: alignment score A, average reward, diversity (distinct-n, self-BLEU),
 repetition within a text (seq-rep-n), log-likelihood as a function of position, MAUVE between
 generations and demonstrations, and VADER success (a lexicon proxy of the judge's success question;
-the LLM judge itself is rcfd/judge.py).
+the LLM judge itself is rcfd/judge.py). Every sample counts in every metric: an empty one is scored
+by EMPTY_RULE, never dropped.
 
 Alignment score (paper §4): A = KL(rho_demo || rho_policy), the forward KL from the distribution of
 the demonstrations' rewards to the distribution of the policy's rewards on the same held-out
@@ -17,6 +18,17 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+
+EMPTY_RULE = ("an empty sample (no token) scores the lowest reward and log-likelihood of its evaluation set: the "
+              "run's non-empty samples and the demonstrations")
+
+
+def worst_for_empty(values: list[float], empty: list[bool], reference: list[float]) -> list[float]:
+    """EMPTY_RULE: each empty sample's value is the lowest of the run's non-empty samples' values
+    and `reference` (the demonstrations'), so that every sample counts in every mean and in A:
+    dropping an empty answer would hide it, and its log-likelihood (a mean over no token) is undefined."""
+    lowest = min([v for v, e in zip(values, empty) if not e] + list(reference))
+    return [lowest if e else v for v, e in zip(values, empty)]
 
 
 @dataclass
@@ -68,9 +80,8 @@ def calibration_decomposition(prompt_ids, rewards, demo_rewards) -> dict[str, fl
     import pandas as pd
 
     frame = pd.DataFrame({"id": list(prompt_ids), "r": np.asarray(rewards, float), "d": np.asarray(demo_rewards, float)})
-    frame = frame.dropna()
-    if frame.empty:
-        raise ValueError("calibration decomposition needs at least one finite reward")
+    if frame.empty or not np.isfinite(frame[["r", "d"]].to_numpy()).all():
+        raise ValueError("calibration decomposition needs finite rewards, one or more (rcfd.metrics.EMPTY_RULE)")
     per_prompt = frame.groupby("id", sort=False).agg(m=("r", "mean"), within=("r", lambda r: r.var(ddof=0)),
                                                      d=("d", "first"), se=("r", "size"))
     per_prompt["se"] = frame.assign(se=(frame["r"] - frame["d"]) ** 2).groupby("id", sort=False)["se"].mean()

@@ -30,7 +30,10 @@ class RewardTrainConfig:
 def train_reward_classifier(base: str, rows: list[dict], cfg: RewardTrainConfig, out: str | Path) -> dict:
     """Fine-tune an encoder as a 2-class sentiment classifier (label 1 = positive).
 
-    Returns {"heldout_accuracy": ..., ...}; the paper's RM is a DistilBERT IMDB classifier.
+    Returns {"heldout_accuracy": ..., ...}; the paper's RM is a DistilBERT IMDB classifier. Held-out
+    rows whose text is a review's prefix (the length the RM scores) and that carry the whole review
+    (`full_text`) are also classified whole, up to the encoder's maximum length:
+    "heldout_accuracy_full_reviews", side by side with the accuracy on the prefixes.
     """
 
     def loss(model, tok, batch, device):
@@ -38,12 +41,24 @@ def train_reward_classifier(base: str, rows: list[dict], cfg: RewardTrainConfig,
                   max_length=cfg.max_length, return_tensors="pt").to(device)
         return model(**enc, labels=torch.tensor([r["label"] for r in batch], device=device)).loss
 
-    def accuracy(scorer, held):
-        predicted = scorer.logits([r["text"] for r in held]).argmax(-1).tolist()
+    def accuracy(scorer, held, key="text"):
+        predicted = scorer.logits([r[key] for r in held]).argmax(-1).tolist()
         return sum(p == r["label"] for p, r in zip(predicted, held)) / len(held)
 
-    return _train_encoder(base, rows, cfg, out, num_labels=2, loss=loss, accuracy=accuracy,
-                          score_cfg=RewardModelConfig(max_length=cfg.max_length))
+    metrics = _train_encoder(base, rows, cfg, out, num_labels=2, loss=loss, accuracy=accuracy,
+                             score_cfg=RewardModelConfig(max_length=cfg.max_length))
+    whole = [r for r in rows if r["split"] == "eval" and "full_text" in r]
+    if whole:
+        scorer = ClassifierReward(str(out), RewardModelConfig(batch_size=16), pick_device(cfg.device))
+        scorer.cfg.max_length = min(FULL_REVIEW_TOKENS, scorer.model.config.max_position_embeddings)
+        metrics |= {"heldout_accuracy_full_reviews": accuracy(scorer, whole, "full_text"),
+                    "n_heldout_full_reviews": len(whole), "full_review_max_length": scorer.cfg.max_length}
+        log.info("held-out accuracy on %d whole reviews %.3f (prefixes: %.3f)", len(whole),
+                 metrics["heldout_accuracy_full_reviews"], metrics["heldout_accuracy"])
+    return metrics
+
+
+FULL_REVIEW_TOKENS = 512  # a whole review, up to the encoder's maximum length (BERT-style position embeddings)
 
 
 def train_preference_rm(base: str, rows: list[dict], cfg: RewardTrainConfig, out: str | Path) -> dict:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .methods import parse_method, run_sort_key, sort_key
+from .metrics import EMPTY_RULE
 from .utils import InputError, atomic, log, write_csv
 
 CI = "_ci95"  # suffix of a column holding the 95% CI half-width of the column it follows
@@ -49,19 +50,24 @@ JUDGE_NOTE = ("Judge columns: fraction of judged samples the LLM judge answers Y
               "validated AUC); Δ_demo = Σ over the informative judge questions of |judge score − the "
               "demonstrations' judge score| (the paper's chat-Llama-70B judge; at default scale a weak 135M proxy). "
               "MAUVE: generations vs demonstrations on local sentence-encoder features.")
-OPTIONAL = ("judge_success", "judge_naturalness", "judge_factuality", "judge_verbosity", "delta_demo", "mauve")
+SAMPLES_NOTE = (" Samples: scored samples per run, every one counted in every column (greedy decoding is deterministic: "
+                "one sample per prompt); empty share: the fraction with no token, by the rule: " + EMPTY_RULE + ".")
+# columns that runs evaluated without a judge or MAUVE, or before the empty-sample rule, lack
+OPTIONAL = ("judge_success", "judge_naturalness", "judge_factuality", "judge_verbosity", "delta_demo", "mauve",
+            "empty_share")
 DEFAULT_LABELS = {"judge": "LLM judge", "mauve": "features"}
+SAMPLE_COLUMNS = {"n": "samples", "empty_share": "empty share"}
 
 TABLES = {
     "table6": TableConfig(
         name="table6", task="movies",
         caption="Table 6 (movie reviews): alignment score A, average reward, LLM-judge scores, judge proxies, "
-                "Δ_demo, MAUVE, length and diversity. " + JUDGE_NOTE,
+                "Δ_demo, MAUVE, length and diversity. " + JUDGE_NOTE + SAMPLES_NOTE,
         columns={"alignment": "A ↓", "avg_reward": "avg R", "judge_success": "success ({judge})",
                  "judge_naturalness": "naturalness ({judge})", "success_vader": "success (VADER)",
                  "loglik_base": "naturalness (log-lik)", "delta_demo": "Δ_demo ↓ ({judge})",
                  "mauve": "MAUVE ({mauve})", "mean_tokens": "length", "distinct_2": "distinct-2",
-                 "self_bleu": "self-BLEU"},
+                 "self_bleu": "self-BLEU", **SAMPLE_COLUMNS},
         optional=OPTIONAL,
         paper={"alignment": ("alignment",), "avg_reward": ("avg_reward",),
                "success": ("judge_success", "success_vader"), "naturalness": ("judge_naturalness", "loglik_base")}),
@@ -69,10 +75,10 @@ TABLES = {
         name="table5", task="wiki",
         caption="Table 5 (Wikipedia, reward = average log-likelihood under the initial model): alignment score A "
                 "of the log-likelihood distributions, average log-likelihood, LLM-judge naturalness, repetition, "
-                "MAUVE and diversity, generations of the evaluation length. " + JUDGE_NOTE,
+                "MAUVE and diversity, generations of the evaluation length. " + JUDGE_NOTE + SAMPLES_NOTE,
         columns={"alignment": "A ↓", "avg_reward": "log-lik", "judge_naturalness": "naturalness ({judge})",
                  "seq_rep_4": "seq-rep-4 ↓ (naturalness proxy)", "mauve": "MAUVE ({mauve})",
-                 "mean_tokens": "length", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"},
+                 "mean_tokens": "length", "distinct_2": "distinct-2", "self_bleu": "self-BLEU", **SAMPLE_COLUMNS},
         optional=OPTIONAL,
         paper={"alignment": ("alignment",), "loglik": ("avg_reward",),
                "naturalness": ("judge_naturalness", "seq_rep_4")}),
@@ -80,12 +86,12 @@ TABLES = {
         name="table1", task="summaries",
         caption="Table 1 (summarisation): preference reward R_RM, length (policy tokens), alignment score A of the "
                 "R_RM distribution, Δ_demo over the informative judge questions, A averaged over R_RM and length (the "
-                "paper's A with two rewards), the judge scores, MAUVE, diversity. " + JUDGE_NOTE,
+                "paper's A with two rewards), the judge scores, MAUVE, diversity. " + JUDGE_NOTE + SAMPLES_NOTE,
         columns={"avg_reward": "R_RM", "mean_tokens": "length", "alignment": "A ↓",
                  "delta_demo": "Δ_demo ↓ ({judge})", "alignment_two": "A (R_RM, length) ↓",
                  "judge_success": "success ({judge})", "judge_factuality": "factuality ({judge})",
                  "judge_naturalness": "naturalness ({judge})", "judge_verbosity": "verbosity ({judge})",
-                 "mauve": "MAUVE ({mauve})", "distinct_2": "distinct-2", "self_bleu": "self-BLEU"},
+                 "mauve": "MAUVE ({mauve})", "distinct_2": "distinct-2", "self_bleu": "self-BLEU", **SAMPLE_COLUMNS},
         optional=OPTIONAL,
         paper={"avg_reward": ("avg_reward",), "length": ("mean_tokens",), "alignment": ("alignment",),
                "delta_demo": ("delta_demo",)},
@@ -545,7 +551,7 @@ def alignment_sensitivity(scored: pd.DataFrame, configured: dict, cfg: Sensitivi
 
     from .metrics import AlignmentConfig, alignment_score
 
-    scored = scored.dropna(subset=["reward"])
+    require_finite_rewards(scored)
     rows = []
     for task, frame in scored.groupby("task", sort=False):
         conf = AlignmentConfig(**configured[task])
@@ -567,6 +573,16 @@ def alignment_sensitivity(scored: pd.DataFrame, configured: dict, cfg: Sensitivi
     table = pd.concat(rows, ignore_index=True)
     front = ["task", "method", "configured"]
     return table[front + [c for c in table.columns if c not in front]].round(cfg.decimals)
+
+
+def require_finite_rewards(scored: pd.DataFrame) -> None:
+    """Every sample counts (rcfd.metrics.EMPTY_RULE): a scored file with a missing reward was
+    written by an older evaluation, and dropping the sample would change A silently."""
+    bad = scored[~np.isfinite(scored["reward"].astype(float))]
+    if len(bad):
+        row = bad.iloc[0]
+        raise InputError(f"{len(bad)} scored sample(s) without a finite reward, e.g. {row['task']} {row['method']} seed "
+                         f"{row['seed']} sample {row['id']}: re-evaluate the run")
 
 
 @dataclass
@@ -597,6 +613,7 @@ def calibration_table(scored: pd.DataFrame, configured: dict, cfg: CalibrationCo
     decomposition's terms as columns (mean over seeds)."""
     from .metrics import AlignmentConfig, alignment_score, calibration_decomposition
 
+    require_finite_rewards(scored)
     rows = []
     for task, frame in scored.groupby("task", sort=False):
         demos = frame[frame["method"] == HUMAN].drop_duplicates("id").set_index("id")["reward"]
@@ -609,8 +626,7 @@ def calibration_table(scored: pd.DataFrame, configured: dict, cfg: CalibrationCo
                              f"e.g. {sorted(unknown)[0]!r}")
         for (method, seed), run in runs.groupby(["method", "seed"], sort=False):
             terms = calibration_decomposition(run["id"], run["reward"], demos.loc[run["id"]].to_numpy())
-            terms["alignment"] = alignment_score(demos.dropna(), run["reward"].dropna(),
-                                                 AlignmentConfig(**configured[task]))
+            terms["alignment"] = alignment_score(demos, run["reward"], AlignmentConfig(**configured[task]))
             rows.append({"task": task, "method": method, "seed": seed, **terms})
     frame = pd.DataFrame(rows).groupby(["task", "method"], sort=False)[list(cfg.COLUMNS)].mean().reset_index()
     frame = frame.sort_values(["task", "method"], key=lambda c: c.map(sort_key) if c.name == "method" else c,

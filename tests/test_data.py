@@ -1,3 +1,6 @@
+import random
+import re
+
 import pytest
 
 from rcfd.data import MovieDataConfig, prepare_movies, read_vader_snippets, split_prompt
@@ -6,10 +9,19 @@ from rcfd.utils import InputError
 
 from .conftest import CORPUS
 
+WORDS = sorted({w.strip(".") for text in CORPUS for w in text.split()})
+
+
+def _distinct_texts(n: int, seed: int = 0) -> list[str]:
+    """n texts of the tiny tokenizer's words, no two near-copies (random orders of 14 words share no 8-gram)."""
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(WORDS, 14)) + "." for _ in range(n)]
+
 
 def _reviews(n_pos=60, n_neg=40):
-    rows = [{"id": f"p{i}", "rating": 2.0, "text": CORPUS[i]} for i in range(n_pos)]
-    rows += [{"id": f"n{i}", "rating": -2.0, "text": CORPUS[-1 - i]} for i in range(n_neg)]
+    texts = _distinct_texts(n_pos + n_neg)
+    rows = [{"id": f"p{i}", "rating": 2.0, "text": texts[i]} for i in range(n_pos)]
+    rows += [{"id": f"n{i}", "rating": -2.0, "text": texts[n_pos + i]} for i in range(n_neg)]
     rows += [{"id": "z", "rating": 0.1, "text": "ambiguous review text that is long enough"}]
     return rows
 
@@ -38,13 +50,14 @@ def test_prepare_movies_splits_are_disjoint_and_deterministic(tiny_models):
     tok = load_tokenizer(tiny_models["llama"])
     cfg = MovieDataConfig(prompt_tokens=4, min_demo_tokens=2, n_train_prompts=20, n_eval_prompts=10,
                           rm_eval_fraction=0.25, seed=3)
-    prompts, rm = prepare_movies(cfg, _reviews(), tok)
+    prompts, rm, report = prepare_movies(cfg, _reviews(), tok)
     assert [p["split"] for p in prompts].count("eval") == 10 and len(prompts) == 30
     assert all(p["rating"] > cfg.positive_threshold for p in prompts)
     assert {p["id"] for p in prompts}.isdisjoint({r["id"] for r in rm})  # the RM never sees a demo
     assert "z" not in {r["id"] for r in rm}  # ambiguous ratings are unused
     assert {r["label"] for r in rm} == {0, 1} and {r["split"] for r in rm} == {"train", "eval"}
-    assert prepare_movies(cfg, _reviews(), tok) == (prompts, rm)
+    assert prepare_movies(cfg, _reviews(), tok) == (prompts, rm, report)
+    assert report["near_copies_dropped"] == 0 and report["prompts_eval"] == 10 and report["source_texts"] == 101
 
 
 def test_prepare_movies_says_when_data_is_short(tiny_models):
@@ -92,11 +105,11 @@ def test_prepare_wiki_segments(tiny_models):
     from rcfd.models import load_tokenizer
 
     tok = load_tokenizer(tiny_models["llama"])
-    articles = [{"id": str(i), "title": f"t{i}", "text": " ".join(CORPUS[i * 20:(i + 1) * 20])} for i in range(6)]
+    articles = [{"id": str(i), "title": f"t{i}", "text": " ".join(_distinct_texts(20, seed=i))} for i in range(6)]
     cfg = WikiDataConfig(prompt_tokens=8, train_demo_tokens=6, eval_demo_tokens=12, n_train_prompts=10,
                          n_eval_prompts=4, max_segments_per_article=3)
-    rows = prepare_wiki(cfg, articles, tok)
-    assert rows == prepare_wiki(cfg, list(reversed(articles)), tok)  # deterministic, order-free
+    rows, _ = prepare_wiki(cfg, articles, tok)
+    assert rows == prepare_wiki(cfg, list(reversed(articles)), tok)[0]  # deterministic, order-free
     train, held = [r for r in rows if r["split"] == "train"], [r for r in rows if r["split"] == "eval"]
     assert (len(train), len(held)) == (10, 4)
     assert not {r["title"] for r in train} & {r["title"] for r in held}  # disjoint articles
@@ -131,8 +144,8 @@ def test_prepare_summaries(tmp_path, tiny_models):
     assert len(papers) == 36 and papers[0]["sentences"][0] == "We study problem 0, in depth."  # detokenised
     tok = load_tokenizer(tiny_models["llama"])
     cfg = SummaryDataConfig(n_eval_prompts=9, max_prompt_tokens=64)
-    prompts, pairs = prepare_summaries(cfg, papers, tok)
-    assert (prompts, pairs) == prepare_summaries(cfg, list(reversed(papers)), tok)
+    prompts, pairs, _ = prepare_summaries(cfg, papers, tok)
+    assert (prompts, pairs) == prepare_summaries(cfg, list(reversed(papers)), tok)[:2]
     assert len(prompts) == 24 * 3 and sum(p["split"] == "eval" for p in prompts) == 9
     rm_papers = {p["id"].rsplit("-", 1)[0] for p in pairs}
     assert rm_papers == {f"P{i}" for i in range(12)}  # ACLSum's train papers train the RM only
@@ -155,8 +168,8 @@ def test_summaries_no_text_crosses_splits(tmp_path, tiny_models, n_eval):
     from rcfd.data import SummaryDataConfig, prepare_summaries, read_aclsum
 
     papers = read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
-    prompts, pairs = prepare_summaries(SummaryDataConfig(n_eval_prompts=n_eval, max_prompt_tokens=64), papers,
-                                       load_tokenizer(tiny_models["llama"]))
+    prompts, pairs, _ = prepare_summaries(SummaryDataConfig(n_eval_prompts=n_eval, max_prompt_tokens=64), papers,
+                                          load_tokenizer(tiny_models["llama"]))
     summaries = {p["id"]: {s.strip() for s in p["summary"].values()} for p in papers}
     paper_of = {p["id"]: p["id"].rsplit("-", 1)[0] for p in prompts + pairs}
     eval_texts = set().union(*(summaries[paper_of[p["id"]]] for p in prompts if p["split"] == "eval"))
@@ -217,7 +230,7 @@ def test_prepare_movies_drops_duplicates_cuts_demos_and_prefixes_rm_text(tiny_mo
     reviews += [dict(r, id=r["id"] + "dup", text="  " + r["text"].upper().replace(" ", "   ")) for r in reviews[:80]]
     cfg = MovieDataConfig(prompt_tokens=3, min_demo_tokens=2, max_demo_tokens=9, long_demos="cut", rm_prefix_tokens=12,
                           n_train_prompts=20, n_eval_prompts=10, rm_eval_fraction=0.25, seed=1)
-    prompts, rm = prepare_movies(cfg, reviews, tok)
+    prompts, rm, _ = prepare_movies(cfg, reviews, tok)
     texts = [p["prompt"] + p["demo"] for p in prompts] + [r["text"] for r in rm]
     assert len({normalised(t) for t in texts}) == len(texts)
     originals = {r["id"]: r["text"] for r in reviews}
@@ -234,11 +247,48 @@ def test_prepare_movies_drops_duplicates_cuts_demos_and_prefixes_rm_text(tiny_mo
 
 
 def test_check_disjoint_names_the_text_and_both_splits():
-    from rcfd.data import check_disjoint
+    from rcfd.dedup import check_disjoint
 
-    check_disjoint({"train": ["a b", "c"], "eval": ["d"]}, "x data")
-    with pytest.raises(InputError, match=r"x data: the text 'C  d'\.\.\. is in both train and eval"):
+    assert check_disjoint({"train": ["a b", "c"], "eval": ["d"]}, "x data") == 0
+    with pytest.raises(InputError, match=r"x data: the text 'c d'\.\.\. is in both train and eval \('C  d'"):
         check_disjoint({"train": ["a", "c d"], "eval": ["C  d"]}, "x data")
+
+
+def _word_8grams(text):
+    """The definition, written out: lower-cased words, every run of 8."""
+    words = re.findall(r"\w+", text.lower())
+    return {tuple(words[i:i + 8]) for i in range(len(words) - 7)}
+
+
+def test_planted_near_copies_are_refused_across_splits_and_dropped_before_splitting(tiny_models):
+    """A re-posted review (the same opening, another last sentence) shares most of its 8-grams with
+    the original: the split check refuses it, and the data step keeps only the first of the two."""
+    from rcfd.dedup import check_disjoint
+
+    original = _distinct_texts(1, seed=7)[0] + " " + _distinct_texts(1, seed=8)[0]  # 28 words: 21 8-grams
+    reposted = original.rsplit(" ", 5)[0] + " " + " ".join(WORDS[:5]) + "!"  # its last 5 words changed: 16 of 21 kept
+    shared = len(_word_8grams(original) & _word_8grams(reposted)) / len(_word_8grams(reposted))
+    assert shared >= 0.5
+    with pytest.raises(InputError, match=rf"shares {shared:.0%} of its word 8-grams with a text of train and eval"):
+        check_disjoint({"train": [original], "eval": [reposted]}, "x data")
+    unrelated = " ".join(original.split()[:10]) + " " + _distinct_texts(1, seed=9)[0]  # 3 of 17 8-grams shared
+    assert 0 < check_disjoint({"train": [original], "eval": [unrelated]}, "x data") < 0.5
+
+    tok = load_tokenizer(tiny_models["llama"])
+    reviews = _reviews()
+    planted = [dict(r, id=r["id"] + "re", text=r["text"][:-1] + " " + r["text"].split()[0] + "!") for r in reviews[:30]]
+    cfg = MovieDataConfig(prompt_tokens=3, min_demo_tokens=2, n_train_prompts=20, n_eval_prompts=10,
+                          rm_eval_fraction=0.25)
+    prompts, rm, report = prepare_movies(cfg, reviews[:15] + planted + reviews[15:], tok)
+    assert report["near_copies_dropped"] == 30 and report["source_texts"] == len(reviews) + 30
+    kept = {p["id"] for p in prompts} | {r["id"] for r in rm}
+    assert not {r["id"] for r in planted[:15]} & kept  # a copy after its original goes ...
+    assert not {r["id"] for r in reviews[15:30]} & kept  # ... and an original after its copy
+    evaluation = [p["prompt"] + p["demo"] for p in prompts if p["split"] == "eval"]
+    training = [p["prompt"] + p["demo"] for p in prompts if p["split"] == "train"] + [r["text"] for r in rm]
+    worst = max(len(_word_8grams(e) & _word_8grams(t)) / max(1, min(len(_word_8grams(e)), len(_word_8grams(t))))
+                for e in evaluation for t in training)
+    assert worst < 0.5 and report["largest_cross_split_overlap"] == pytest.approx(worst, abs=1e-4)
 
 
 @pytest.mark.parametrize("task", ["movies", "wiki", "summaries"])
@@ -251,18 +301,18 @@ def test_no_text_is_in_two_splits(task, tiny_models, tmp_path):
     tok = load_tokenizer(tiny_models["llama"])
     if task == "movies":
         reviews = _reviews() + [dict(r, id=r["id"] + "b") for r in _reviews()]  # every text twice
-        prompts, rm = prepare_movies(MovieDataConfig(prompt_tokens=3, min_demo_tokens=2, n_train_prompts=20,
-                                                     n_eval_prompts=10, rm_eval_fraction=0.25), reviews, tok)
+        prompts, rm, _ = prepare_movies(MovieDataConfig(prompt_tokens=3, min_demo_tokens=2, n_train_prompts=20,
+                                                        n_eval_prompts=10, rm_eval_fraction=0.25), reviews, tok)
         rm_texts = [r["text"] for r in rm]
     elif task == "wiki":
-        articles = [{"id": str(i), "title": f"t{i}", "text": " ".join(CORPUS[i * 20:(i + 1) * 20])} for i in range(6)]
-        prompts = data.prepare_wiki(data.WikiDataConfig(prompt_tokens=8, train_demo_tokens=6, eval_demo_tokens=12,
-                                                        n_train_prompts=10, n_eval_prompts=4), articles, tok)
+        articles = [{"id": str(i), "title": f"t{i}", "text": " ".join(_distinct_texts(20, seed=i))} for i in range(6)]
+        prompts, _ = data.prepare_wiki(data.WikiDataConfig(prompt_tokens=8, train_demo_tokens=6, eval_demo_tokens=12,
+                                                           n_train_prompts=10, n_eval_prompts=4), articles, tok)
         rm_texts = []
     else:
         papers = data.read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
-        prompts, pairs = data.prepare_summaries(data.SummaryDataConfig(n_eval_prompts=9, max_prompt_tokens=64),
-                                                papers, tok)
+        prompts, pairs, _ = data.prepare_summaries(data.SummaryDataConfig(n_eval_prompts=9, max_prompt_tokens=64),
+                                                   papers, tok)
         rm_texts = [r["prompt"] + r["chosen"] for r in pairs]
     train, held = ({normalised(p["prompt"] + p["demo"]) for p in prompts if p["split"] == s} for s in ("train", "eval"))
     assert train and held and not train & held

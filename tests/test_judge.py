@@ -104,7 +104,8 @@ def _metrics(judge_cols=True):
     for method, succ, nat in [("demonstrations", 0.7, 0.6), ("base", 0.5, 0.5), ("beta0", 1.0, 0.0), ("rcfd", 0.75, 0.6)]:
         for seed in ((0,) if method == "demonstrations" else (0, 1)):
             row = {"task": "movies", "method": method, "seed": seed, "alignment": 0.1, "avg_reward": 1.0,
-                   "mean_tokens": 10, "success_vader": 0.9, "loglik_base": -3.0, "distinct_2": 0.5, "self_bleu": 5.0}
+                   "mean_tokens": 10, "success_vader": 0.9, "loglik_base": -3.0, "distinct_2": 0.5, "self_bleu": 5.0,
+                   "n": 20, "empty_share": 0.0}
             if judge_cols:
                 row.update(judge_success=succ + 0.1 * seed, judge_naturalness=nat,
                            mauve=math.nan if method == "demonstrations" else 0.5)

@@ -318,3 +318,81 @@ def test_reward_model_trains_under_bf16_autocast_only_when_asked(tiny_models, tm
     assert metrics["steps"] == 6 and 0 <= metrics["heldout_accuracy"] <= 1
     saved = ClassifierReward(str(tmp_path / "rm"), RewardModelConfig(max_length=32), "cpu")
     assert all(p.dtype == torch.float32 for p in saved.model.parameters())
+
+
+@pytest.mark.parametrize("task", ["wiki", "movies"])
+def test_every_sample_counts_an_empty_one_scores_the_lowest_of_its_evaluation_set(tiny_models, task):
+    """metrics.EMPTY_RULE, for the log-likelihood reward (wiki: an empty text has no token to average,
+    NaN before) and for a classifier reward (movies: the RM could score the bare prompt, but one rule
+    serves every use case): an empty sample gets the lowest reward and log-likelihood among the run's
+    non-empty samples and the demonstrations; nothing is dropped (n, A and every mean count it)."""
+    from rcfd.evaluate import EvalModels, evaluate_run
+    from rcfd.rewards import LogLikelihood, load_reward_model
+
+    prompts = ["This quiet film", "The", "Her new film", "That loud film"]
+    demos = [{"id": i, "prompt": p, "demo": d, "demo_tokens": 3, "demo_reward": r}
+             for i, (p, d, r) in enumerate(zip(prompts, [" was wonderful.", " cast kept me", " was moving.", " was a mess."],
+                                               [-9.0, -2.0, -3.0, -4.0]))]
+    completions = [" was dull.", "", " kept me smiling.", ""]
+    gens = [{"id": i, "sample": 0, "prompt": p, "completion": c, "completion_tokens": len(c.split())}
+            for i, (p, c) in enumerate(zip(prompts, completions))]
+    if task == "wiki":
+        rm = {"kind": "loglik", "batch_size": 2, "device": "cpu"}
+        models = EvalModels(tiny_models["llama"], tiny_models["llama"])
+        scorer = LogLikelihood(tiny_models["llama"])
+        demos = [dict(d, demo_reward=r) for d, r in zip(demos, scorer.score(prompts, [d["demo"] for d in demos]))]
+    else:
+        rm = {"kind": "classifier", "batch_size": 2, "device": "cpu", "max_length": 32}
+        models = EvalModels(tiny_models["llama"], tiny_models["bert"])
+    params = {"task": task, "self_bleu_samples": 4, "alignment": {}, "reward_model": rm}
+    row, scored, _ = evaluate_run(demos, gens, [], params, models, "base", 0)
+
+    base = LogLikelihood(tiny_models["llama"])
+    loglik = [base.score([p], [c])[0] if c else None for p, c in zip(prompts, completions)]
+    demo_loglik = base.score(prompts, [d["demo"] for d in demos])
+    if task == "wiki":
+        reward = loglik
+    else:
+        reward = load_reward_model(tiny_models["bert"], rm).score(prompts, completions)
+        reward = [r if c else None for r, c in zip(reward, completions)]
+    lowest = min([r for r in reward if r is not None] + [d["demo_reward"] for d in demos])
+    lowest_loglik = min([v for v in loglik if v is not None] + demo_loglik)
+    expected = [lowest if r is None else r for r in reward]
+    assert [s["reward"] for s in scored] == pytest.approx(expected, abs=1e-5)
+    assert [s["loglik"] for s in scored] == pytest.approx([lowest_loglik if v is None else v for v in loglik], abs=1e-5)
+    assert row["n"] == 4 and row["empty_share"] == 0.5
+    assert row["avg_reward"] == pytest.approx(sum(expected) / 4, abs=1e-5) and np.isfinite(row["alignment"])
+    assert row["mean_tokens"] == (2 + 3) / 4  # the empty ones count as 0 tokens
+
+
+def test_greedy_decoding_writes_one_sample_per_prompt(tiny_models):
+    """Greedy decoding is deterministic: `samples_per_prompt` copies would be duplicates that read as
+    self-BLEU 100 and halve distinct-n, so it writes one sample per prompt; sampling writes them all."""
+    from rcfd import generate as G
+
+    rows = [{"id": i, "prompt": p} for i, p in enumerate(["This quiet film", "Her new cast", "The"])]
+    greedy = G.generate(tiny_models["llama"], None, rows, G.GenerateConfig(max_new_tokens=4, temperature=0.0,
+                                                                         samples_per_prompt=2, device="cpu"))
+    assert [(g["id"], g["sample"]) for g in greedy] == [(0, 0), (1, 0), (2, 0)]
+    sampled = G.generate(tiny_models["llama"], None, rows, G.GenerateConfig(max_new_tokens=4, samples_per_prompt=2,
+                                                                          device="cpu"))
+    assert len(sampled) == 6
+
+
+def test_classifier_rm_reports_accuracy_on_prefixes_and_on_whole_reviews(tiny_models, tmp_path):
+    """A held-out row whose text is a prefix carries its whole review (`full_text`, rcfd.data): the RM's
+    metrics give the accuracy on both, side by side, the whole reviews up to the encoder's length."""
+    from rcfd import reward_model as RMT
+
+    rows = [{"text": " ".join(t.split()[:4]), "full_text": t, "label": int("wonderful" in t or "moving" in t),
+             "split": "eval" if i % 5 == 0 else "train"} for i, t in enumerate(CORPUS[:60])]
+    for r in rows:
+        if r["split"] == "train":
+            r.pop("full_text")
+    cfg = RMT.RewardTrainConfig(epochs=1.0, batch_size=8, max_length=32, device="cpu")
+    metrics = RMT.train_reward_classifier(tiny_models["bert"], rows, cfg, tmp_path / "rm")
+    held = [r for r in rows if r["split"] == "eval"]
+    scorer = ClassifierReward(str(tmp_path / "rm"), RewardModelConfig(max_length=128), "cpu")
+    right = [p == r["label"] for p, r in zip(scorer.logits([r["full_text"] for r in held]).argmax(-1).tolist(), held)]
+    assert metrics["n_heldout_full_reviews"] == len(held) == 12 and metrics["full_review_max_length"] == 128
+    assert metrics["heldout_accuracy_full_reviews"] == sum(right) / len(held)

@@ -11,7 +11,7 @@ def _metrics():
         for seed in (0, 1):
             rows.append({"task": "movies", "method": method, "seed": seed, "alignment": r / 10 + seed,
                          "avg_reward": r + seed, "mean_tokens": 10, "success_vader": 0.9, "loglik_base": -3.0,
-                         "distinct_2": 0.5, "self_bleu": 5.0})
+                         "distinct_2": 0.5, "self_bleu": 5.0, "n": 40, "empty_share": 0.05 * seed})
     return pd.DataFrame(rows)
 
 
@@ -52,7 +52,8 @@ def test_paper_values_are_labelled_data(tmp_path):
 def _three_seeds():
     """Per-run metrics of three seeds (the demonstrations evaluated once, as the workflow does)."""
     rows = [{"task": "movies", "method": "demonstrations", "seed": 0, "alignment": 0.0, "avg_reward": 2.0,
-             "mean_tokens": 10, "success_vader": 0.9, "loglik_base": -3.0, "distinct_2": 0.5, "self_bleu": 5.0}]
+             "mean_tokens": 10, "success_vader": 0.9, "loglik_base": -3.0, "distinct_2": 0.5, "self_bleu": 5.0,
+             "n": 20, "empty_share": 0.0}]
     for method, rewards in [("rcfd", [1.0, 2.0, 4.0]), ("beta0", [3.0, 3.0, 3.0])]:
         for seed, r in enumerate(rewards):
             rows.append({**rows[0], "method": method, "seed": seed, "avg_reward": r, "alignment": r / 10})
@@ -114,7 +115,7 @@ def test_comparison_length_block_uses_the_two_reward_alignment():
     from rcfd.tables import comparison
 
     base = {"task": "summaries", "seed": 0, "avg_reward": 1.0, "mean_tokens": 20, "alignment": 0.1,
-            "alignment_two": 0.7, "distinct_2": 0.5, "self_bleu": 5.0}
+            "alignment_two": 0.7, "distinct_2": 0.5, "self_bleu": 5.0, "n": 20, "empty_share": 0.0}
     metrics = pd.DataFrame([{**base, "method": m} for m in ("demonstrations", "rcfd", "rcfd2", "alpha0.05")])
     comp = comparison(metrics, ["table1"]).set_index(["method", "metric"])
     assert comp.loc[("RCfD", "alignment"), "this run"] == 0.1

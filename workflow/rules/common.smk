@@ -140,9 +140,11 @@ reward_model_arg = model_param(lambda w: reward_model(w.task), "rm")
 
 
 def prepare_outputs(task, has_rm_data):
-    """Outputs of a prepare rule: the prompts with their demonstrations (+ the reward model's data)."""
+    """Outputs of a prepare rule: the prompts with their demonstrations (+ the reward model's data),
+    and the step's report (near-copies dropped, split sizes)."""
     return {"prompts": f"{R}/data/{task}/prompts.jsonl",
-            **({"rm_data": f"{R}/data/{task}/rm_data.jsonl"} if has_rm_data else {})}
+            **({"rm_data": f"{R}/data/{task}/rm_data.jsonl"} if has_rm_data else {}),
+            "metrics": f"{R}/data/{task}/metrics.json"}
 
 
 def path_options(named):
