@@ -220,7 +220,7 @@ def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
         raise InputError(f"{cfg.name}: metrics lack column(s) {missing}")
     columns = [c for c in cfg.columns if c in df.columns and (c not in cfg.optional or df[c].notna().any())]
     seeds = df.groupby("method")["seed"].nunique()
-    table = summarise(df, "method", columns)
+    table = summarise(df, "method", columns).drop(columns="n" + CI, errors="ignore")  # a count: no interval
     if seeds.max() < 2:  # one seed: no CI columns (the tables look as they always did)
         table = table[columns]
     table["seeds"] = seeds
