@@ -315,7 +315,7 @@ def _write_table(a, table, caption: str, decimals: int = 2, **extra) -> None:
 
 def step_table(a) -> None:
     """One of the paper's tables (rules table1, table5, table6: params.name) from the runs' metrics."""
-    from .tables import TABLES, build_table, load_metrics
+    from .tables import TABLES, build_table, caption_of, load_metrics
 
     name = a.params["name"]
     if name not in TABLES:
@@ -323,7 +323,7 @@ def step_table(a) -> None:
     cfg = TABLES[name]
     metrics, suffixes, notes = _judge_validated(a, load_metrics(a.metrics))
     _write_table(a, build_table(metrics, cfg, a.params.get("labels"), suffixes.get(cfg.task)),
-                 cfg.caption + notes.get(cfg.task, ""), cfg.decimals, benchmarks=_benchmarks(a.benchmarks))
+                 caption_of(metrics, cfg) + notes.get(cfg.task, ""), cfg.decimals, benchmarks=_benchmarks(a.benchmarks))
 
 
 def _judge_validated(a, metrics):

@@ -52,6 +52,8 @@ JUDGE_NOTE = ("Judge columns: fraction of judged samples the LLM judge answers Y
               "MAUVE: generations vs demonstrations on local sentence-encoder features.")
 SAMPLES_NOTE = (" Samples: scored samples per run, every one counted in every column (greedy decoding is deterministic: "
                 "one sample per prompt); empty share: the fraction with no token, by the rule: " + EMPTY_RULE + ".")
+PREDATES_EMPTY_RULE = (" Runs without an empty share were evaluated before that rule: their empty samples count in "
+                       "samples and length only, not in the reward, A or log-likelihood columns.")
 # columns that runs evaluated without a judge or MAUVE, or before the empty-sample rule, lack
 OPTIONAL = ("judge_success", "judge_naturalness", "judge_factuality", "judge_verbosity", "delta_demo", "mauve",
             "empty_share")
@@ -225,6 +227,13 @@ def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
         table = table[columns]
     table["seeds"] = seeds
     return table.loc[sorted(table.index, key=sort_key)].round(cfg.decimals)
+
+
+def caption_of(metrics: pd.DataFrame, cfg: TableConfig) -> str:
+    """The table's caption, saying so when some of its runs were evaluated before the empty-sample rule."""
+    runs = metrics[metrics["task"] == cfg.task]
+    before = "empty_share" not in runs or runs["empty_share"].isna().any()
+    return cfg.caption + (PREDATES_EMPTY_RULE if before else "")
 
 
 def labels_of(evaluate: dict) -> dict:

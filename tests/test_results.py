@@ -55,6 +55,9 @@ def test_appendix_configured_estimator_is_the_tables_alignment(name):
         pytest.skip(f"{committed} is not committed yet")
     cfg = TABLES[name]
     scored = pd.concat([pd.read_json(p, lines=True) for p in committed_runs(cfg.task, "scored.jsonl")])
+    if scored["reward"].isna().any():  # the appendix refuses a missing reward (rcfd.tables.require_finite_rewards)
+        assert "evaluated before that rule" in (REPO / "results/tables" / f"{name}.md").read_text()
+        pytest.skip(f"results/runs/{cfg.task} were evaluated before the empty-sample rule: empty samples have no reward")
     configured = yaml.safe_load((REPO / "config.yaml").read_text())[cfg.task]["evaluate"]["alignment"]
     appendix = alignment_sensitivity(scored.assign(task=cfg.task), {cfg.task: configured}, APPENDIX["appendix_alignment"])
     column = f"{configured['bins']}/{configured['smoothing']:g}"
@@ -88,3 +91,33 @@ def test_committed_summaries_data_keep_evaluation_texts_out_of_training():
     train_texts = {p[k].strip() for p in prompts if p["split"] == "train" for k in ("demo", "rejected")}
     assert eval_texts and not eval_texts & rm_texts and not eval_texts & train_texts
     assert not {p[k].strip() for p in prompts for k in ("demo", "rejected")} & rm_texts
+
+
+@pytest.mark.parametrize("name", sorted(TABLES))
+def test_committed_tables_count_every_generated_sample(name):
+    """Every committed table's samples column is the number of samples each run generated (its
+    scored file's rows, one per prompt for greedy decoding), and no scored sample lacks a reward."""
+    import math
+
+    committed = REPO / "results/tables" / f"{name}.csv"
+    if not committed.exists():
+        pytest.skip(f"{committed} is not committed yet")
+    cfg = TABLES[name]
+    table = pd.read_csv(committed).set_index("method")
+    prompts = sum(1 for line in (REPO / f"results/data/{cfg.task}/prompts.jsonl").read_text().splitlines()
+                  if '"split": "eval"' in line)
+    from rcfd.methods import parse_method
+
+    checked = 0
+    for path in committed_runs(cfg.task, "scored.jsonl"):
+        rows = pd.read_json(path, lines=True)
+        method = parse_method(path.parent.parent.name)
+        assert table.at[method.label, "samples"] == len(rows)
+        if "empty_share" not in pd.read_csv(path.parent / "metrics.csv"):
+            continue  # evaluated before the empty-sample rule: its caption says so (rcfd.tables.caption_of)
+        assert rows["reward"].map(lambda r: isinstance(r, float) and math.isfinite(r)).all(), path
+        if method.name == "greedy":
+            assert len(rows) == prompts == rows["id"].nunique()
+        checked += 1
+    if not checked:
+        assert "evaluated before that rule" in (REPO / "results/tables" / f"{name}.md").read_text()

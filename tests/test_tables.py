@@ -294,3 +294,13 @@ def test_front_table_by_hand():
     assert table.loc["R α=0.01", "on the α front"] and table.loc["R β=0", "on the α front"]
     with pytest.raises(InputError, match="demonstrations"):
         front_table(metrics[metrics["method"] != "demonstrations"])
+
+
+def test_caption_says_when_runs_predate_the_empty_sample_rule():
+    from rcfd.tables import PREDATES_EMPTY_RULE, caption_of
+
+    metrics = _metrics()
+    assert PREDATES_EMPTY_RULE not in caption_of(metrics, TABLES["table6"])
+    assert caption_of(metrics.drop(columns="empty_share"), TABLES["table6"]).endswith(PREDATES_EMPTY_RULE)
+    mixed = metrics.assign(empty_share=[None] + list(metrics["empty_share"][1:]))
+    assert caption_of(mixed, TABLES["table6"]).endswith(PREDATES_EMPTY_RULE)
