@@ -6,11 +6,12 @@ import hashlib
 import json
 import platform
 import subprocess
+import sys
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from .utils import write_json
+from .utils import native_cpu_bf16, write_json
 
 # what decides a result; changes elsewhere (results, logs) do not make the commit "dirty"
 CODE_PATHS = ["rcfd", "workflow", "Snakefile", "config.yaml", "configs", "pyproject.toml"]
@@ -47,5 +48,7 @@ def write_provenance(result: str | Path, params, **extra) -> Path:
     path = Path(str(result) + ".provenance.json")
     write_json(path, {"result": Path(result).name, "commit": git_commit(), "params_hash": params_hash(params),
                       "params": params, "versions": versions(), "host": platform.node(),
+                      # whether cpu_bf16 settings took effect on this host (steps that ran a model)
+                      "native_cpu_bf16": native_cpu_bf16() if "torch" in sys.modules else None,
                       "written_at": datetime.now(UTC).isoformat(timespec="seconds"), **extra})
     return path

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .checkpoints import Checkpoints
 from .models import LoraSettings
-from .utils import InputError, atomic, log
+from .utils import InputError, atomic, cpu_bf16_in_use
 
 
 @dataclass
@@ -21,8 +21,8 @@ class LoraTraining:
     lora: LoraSettings = field(default_factory=LoraSettings)
     gradient_checkpointing: bool = True  # TRL's default: recompute activations in backward, memory for time
     # CPU only (GPUs always train in bf16): autocast the forward and backward matmuls to bf16. On CPUs
-    # with AVX512-BF16 or AMX it runs a LoRA step of SmolLM2-135M 1.7x faster; elsewhere bf16 is
-    # emulated and about 4x slower (trainer_args warns).
+    # with AVX512-BF16 or AMX it runs a LoRA step of SmolLM2-135M 1.7x faster; elsewhere it would be
+    # emulated, far slower than fp32, so it falls back to fp32 (utils.cpu_bf16_in_use).
     cpu_bf16: bool = False
     checkpoint_steps: int = 0  # save a resumable checkpoint every N optimizer steps (0: never)
     processes: int = 1  # data-parallel processes, one per GPU (rcfd.distributed); batches stay global
@@ -43,26 +43,15 @@ def per_process(batch: int, key: str) -> int:
     return batch // world
 
 
-def native_cpu_bf16() -> bool:
-    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it."""
-    import torch
-
-    return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-
-
 def trainer_args(cfg: LoraTraining, ckpt: Checkpoints, device: str) -> dict:
     """The TrainingArguments every TRL trainer of a policy shares: checkpoints, seeds, precision, logging."""
-    if cfg.cpu_bf16 and not device.startswith("cuda") and not native_cpu_bf16():
-        # kept as configured (the numbers of a bf16 run), but said: it is several times slower here
-        log.warning("cpu_bf16 is on but this CPU has neither AVX512-BF16 nor AMX: bf16 matmuls are emulated "
-                    "(an RLOO step of SmolLM2-135M took 48 s instead of 12 s); set <task>.rl/sft.cpu_bf16: false "
-                    "for speed, knowing that fp32 numbers differ from a bf16 run's")
     return dict(
         output_dir=str(ckpt.dir), report_to="none", seed=cfg.seed, data_seed=cfg.seed,
         save_strategy="steps" if cfg.checkpoint_steps else "no", save_steps=cfg.checkpoint_steps or 500,
         save_total_limit=2,  # the last two: a kill while saving the newest leaves the one before
         gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
-        bf16=device.startswith("cuda") or cfg.cpu_bf16, use_cpu=not device.startswith("cuda"), dataloader_num_workers=0,
+        bf16=device.startswith("cuda") or cpu_bf16_in_use(cfg.cpu_bf16, device), use_cpu=not device.startswith("cuda"),
+        dataloader_num_workers=0,
         disable_tqdm=False,
     )
 

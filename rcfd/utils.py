@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -147,12 +148,43 @@ def pick_dtype(device: str):
     return torch.bfloat16 if device.startswith("cuda") else torch.float32
 
 
-def cpu_autocast(enabled: bool, device: str):
-    """bf16 autocast on CPU when `enabled`: the matmuls in bf16, as a GPU run computes them (its
-    weights are bf16 already, pick_dtype); a no-op on GPU."""
+@functools.cache
+def native_cpu_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512-BF16 or AMX); elsewhere torch emulates it.
+    RCFD_NATIVE_CPU_BF16=1 (or 0) says so instead: the test suite exercises the bf16 paths on any CPU."""
     import torch
 
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled and not str(device).startswith("cuda"))
+    forced = os.environ.get("RCFD_NATIVE_CPU_BF16")
+    if forced in ("0", "1"):
+        return forced == "1"
+    return any(getattr(torch.cpu, f, lambda: False)() for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+
+
+def cpu_bf16_in_use(enabled: bool, device: str) -> bool:
+    """Whether a `cpu_bf16` setting takes effect: on a CPU that multiplies bf16 natively. Elsewhere
+    torch emulates bf16 matmuls, 50x slower than fp32 (an AVX2 EPYC core: 1.2 vs 63 GFLOP/s on a
+    SmolLM2 training matmul), so the setting falls back to fp32, said once in the log: the numbers are
+    then fp32's, as on another machine. The settings are CPU speed-ups; on GPU bf16 is the dtype."""
+    if not enabled or str(device).startswith("cuda"):
+        return False
+    if native_cpu_bf16():
+        return True
+    if not _FP32_FALLBACK_SAID:
+        _FP32_FALLBACK_SAID.append(True)
+        log.warning("cpu_bf16 settings are on but this CPU has neither AVX512-BF16 nor AMX (bf16 would be emulated, "
+                    "~50x slower than fp32): computing in fp32 instead")
+    return False
+
+
+_FP32_FALLBACK_SAID: list = []
+
+
+def cpu_autocast(enabled: bool, device: str):
+    """bf16 autocast on CPU when `enabled` and the CPU has native bf16 (cpu_bf16_in_use): the matmuls
+    in bf16, as a GPU run computes them (its weights are bf16 already, pick_dtype); a no-op on GPU."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=cpu_bf16_in_use(enabled, device))
 
 
 @contextmanager
@@ -167,7 +199,7 @@ def cpu_autocast_decoding(model, enabled: bool, device: str):
     thread of this AVX512-BF16 CPU (docs/time.md)."""
     import torch
 
-    if not enabled or str(device).startswith("cuda"):
+    if not cpu_bf16_in_use(enabled, device):
         yield
         return
     flagged = [p for p in model.parameters() if not p.requires_grad]

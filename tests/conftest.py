@@ -8,6 +8,9 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the bf16 code paths (cpu_bf16 settings) run on any CPU, emulated where it has no native bf16, so that
+# the suite tests what an AVX512-BF16/AMX host runs (rcfd.utils.native_cpu_bf16); the smoke DAG inherits it
+os.environ.setdefault("RCFD_NATIVE_CPU_BF16", "1")
 REPO = Path(__file__).resolve().parents[1]
 
 CORPUS = [

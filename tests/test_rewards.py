@@ -396,3 +396,31 @@ def test_classifier_rm_reports_accuracy_on_prefixes_and_on_whole_reviews(tiny_mo
     right = [p == r["label"] for p, r in zip(scorer.logits([r["full_text"] for r in held]).argmax(-1).tolist(), held)]
     assert metrics["n_heldout_full_reviews"] == len(held) == 12 and metrics["full_review_max_length"] == 128
     assert metrics["heldout_accuracy_full_reviews"] == sum(right) / len(held)
+
+
+def test_cpu_bf16_falls_back_to_fp32_without_native_bf16(monkeypatch, caplog, tmp_path, request):
+    """A cpu_bf16 setting takes effect only on a CPU that multiplies bf16 natively: elsewhere torch
+    emulates bf16 (50x slower than fp32 on an AVX2 EPYC core), so autocast stays off, the trainers get
+    bf16=False, and the log says so once; on GPU the settings do nothing (bf16 is the dtype there)."""
+    from rcfd import utils
+    from rcfd.checkpoints import Checkpoints
+    from rcfd.rl import RLConfig
+    from rcfd.train import trainer_args
+
+    request.addfinalizer(utils.native_cpu_bf16.cache_clear)  # the next test sees the suite's setting again
+    for native in ("0", "1"):
+        monkeypatch.setenv("RCFD_NATIVE_CPU_BF16", native)
+        utils.native_cpu_bf16.cache_clear()
+        monkeypatch.setattr(utils, "_FP32_FALLBACK_SAID", [])
+        with caplog.at_level("WARNING", logger="rcfd"):
+            caplog.clear()
+            with utils.cpu_autocast(True, "cpu"):
+                assert torch.is_autocast_enabled("cpu") is (native == "1")
+            assert utils.cpu_bf16_in_use(True, "cpu") is (native == "1")
+            said = [r for r in caplog.records if "neither AVX512-BF16 nor AMX" in r.message]
+            assert len(said) == (0 if native == "1" else 1)  # once, however often asked
+        assert not utils.cpu_bf16_in_use(True, "cuda:0") and not utils.cpu_bf16_in_use(False, "cpu")
+        with utils.cpu_autocast(False, "cpu"):
+            assert not torch.is_autocast_enabled("cpu")
+        args = trainer_args(RLConfig(cpu_bf16=True), Checkpoints(tmp_path), "cpu")
+        assert args["bf16"] is (native == "1")  # TRL's forward and backward under autocast, or fp32
