@@ -154,10 +154,14 @@ class StepPhases(TrainerCallback):
     forward passes: the sampling policy's log-probabilities, and the reference model's when
     beta > 0), `train_forward` and `backward` (the policy-gradient loss), `optimizer` (clipping and
     the AdamW step). What step_time holds beyond the first five is bookkeeping (tokenising,
-    advantages, metrics). It wraps the trainer's own methods on this one instance."""
+    advantages, metrics). It wraps the trainer's own methods on this one instance. Beside the
+    seconds it logs `forwards/<phase>`: how many times the policy's forward ran in that phase (a
+    count, for what a setting skips, e.g. `old_logprobs: loss` leaves logprobs_no_grad at 0)."""
 
     def __init__(self, trainer):
         self.trainer, self.seconds, self.t_optimizer = trainer, defaultdict(float), None
+        self.forwards, self.current = defaultdict(int), []
+        trainer.model.register_forward_pre_hook(self._count_forward)
         self._time(trainer, "_generate", lambda: "generate")
         self._time(trainer, "_calculate_rewards", lambda: "reward")
         self._time(trainer, "_get_per_token_logps_and_entropies",
@@ -176,10 +180,16 @@ class StepPhases(TrainerCallback):
     @contextmanager
     def phase(self, name: str):
         t0 = time.perf_counter()
+        self.current.append(name)
         try:
             yield
         finally:
+            self.current.pop()
             self.seconds[name] += time.perf_counter() - t0
+
+    def _count_forward(self, module, args):
+        if self.current:
+            self.forwards[self.current[-1]] += 1
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         self.t_optimizer = time.perf_counter()
@@ -191,6 +201,7 @@ class StepPhases(TrainerCallback):
         # TRL averages its per-step metrics over each logging interval, as it does step_time
         for name in PHASES:
             self.trainer._metrics["train"][f"time/{name}"].append(self.seconds.pop(name, 0.0))
+            self.trainer._metrics["train"][f"forwards/{name}"].append(self.forwards.pop(name, 0))
 
 
 class LossLogprobs:

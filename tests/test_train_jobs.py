@@ -136,7 +136,7 @@ def test_old_logprobs_from_the_loss_make_the_first_ratio_one(tiny_models, prompt
     """rl.old_logprobs: TRL recomputes the sampling policy's log-probabilities in a second forward,
     whose LoRA dropout masks differ from the loss forward's, so the first iteration's ratio is not 1
     and samples get clipped; "loss" takes the loss forward's own (ratio 1: nothing clipped) and skips
-    that pass (its phase time ~0). At beta > 0 the KL needs the pass: "loss" falls back to it."""
+    that pass (no policy forward in its phase). At beta > 0 the KL needs the pass: "loss" falls back to it."""
     rm = {"device": "cpu", "batch_size": 8, "max_length": 32}
     rl = dict(RL, steps=4, checkpoint_steps=0, learning_rate=0.3, lora={"r": 4, "lora_alpha": 8, "dropout": 0.5})
     logs = {}
@@ -147,5 +147,8 @@ def test_old_logprobs_from_the_loss_make_the_first_ratio_one(tiny_models, prompt
         logs[name] = pd.read_csv(out / "train_log.csv").dropna(subset=["loss"])
     assert logs["recompute"]["clip_ratio/region_mean"].max() > 0  # dropout 0.5: the two passes disagree
     assert (logs["loss"]["clip_ratio/region_mean"] == 0).all()
-    assert (logs["loss"]["time/logprobs_no_grad"] < 0.05 * logs["recompute"]["time/logprobs_no_grad"]).all()
-    assert (logs["kl"]["time/logprobs_no_grad"] > 0.05 * logs["recompute"]["time/logprobs_no_grad"].min()).all()
+    # the policy's forward passes in TRL's no-grad phase, counted per step (rl.StepPhases)
+    assert (logs["recompute"]["forwards/logprobs_no_grad"] > 0).all()
+    assert (logs["loss"]["forwards/logprobs_no_grad"] == 0).all()
+    assert (logs["kl"]["forwards/logprobs_no_grad"] > 0).all()
+    assert (logs["loss"]["forwards/train_forward"] > 0).all()
