@@ -40,7 +40,7 @@ class GenerateConfig:
     # the attention implementation while sampling ("eager", "grouped", "sdpa"; "": the model's), utils.sampling_attention
     attention: str = ""
     # CPU only: draw each token by the inverse CDF (utils.token_draws): the same distribution,
-    # other random numbers than torch.multinomial's; off: as the committed results up to run 26 were sampled
+    # other random numbers than torch.multinomial's (one uniform per row instead of one exponential per vocabulary entry)
     inverse_cdf: bool = False
 
 

@@ -1,5 +1,5 @@
 """Does the LLM judge's answer mean anything? Each judge question is put to labelled cases built
-offline from the use case's own data, where the right answer is known (issue 20):
+offline from the use case's own data, where the right answer is known:
 
   success      movie reviews: IMDB review prefixes, positive (Yes) vs negative (No);
                summaries: the paper's reference summary of the asked aspect (Yes) vs another paper's

@@ -310,10 +310,10 @@ def sampling_attention(model, implementation: str):
     """Sample with another attention implementation than the model's: "eager" (transformers' own
     matmul, softmax, matmul), "grouped" (the same without copying key/value heads, grouped_attention)
     or "sdpa"; "" keeps the model's. For one query token per step on one CPU thread, sdpa's CPU
-    flash-attention kernel took 773 us a call and eager decoding was 11-12% faster (docs/time.md,
-    run 23). Eager copies the grouped key/value heads to every query head (transformers' repeat_kv)
-    in each layer at each token, so for many rows and long contexts it is slower: 120 rows x ~210
-    positions took twice sdpa's time (run 24). The loss's forward, over whole sequences, keeps sdpa.
+    flash-attention kernel took 773 us a call and eager decoding was 11-12% faster (docs/time.md).
+    Eager copies the grouped key/value heads to every query head (transformers' repeat_kv) in each
+    layer at each token, so for many rows and long contexts it is slower: 120 rows x ~210 positions
+    took twice sdpa's time; "grouped" does not copy them. The loss's forward, over whole sequences, keeps sdpa.
     The model's implementation is restored after the block (a PEFT model: its base model's)."""
     if not implementation:
         yield
