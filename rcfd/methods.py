@@ -10,7 +10,7 @@ alpha<a>      RL on R_alpha = R_RM + a * R_length, R_length = -|y| (use case 3),
 rcfd2         RL on RCfD with two rewards, R_RM and R_length, each calibrated and whitened (use case 3)
 dpo           DPO on (demonstration, corrupted summary) pairs, from the SFT policy ("DPO with SFT")
 dpo_early     the same DPO run stopped early (the paper's early-stopped checkpoint)
-<rl method>_ppo  the same RL method trained with PPO and a value head (rcfd/ppo.py) instead of RLOO
+<rl method>_ppo  the same RL method trained with PPO and a value head (rcfd/train/ppo.py) instead of RLOO
               (config `algorithm: ppo` renames every RL method so; `snakemake rloo_vs_ppo` compares)
 greedy, temp<t>, nucleus<p>
               decoding baselines of the base model (paper, use case 1): greedy decoding,

@@ -141,7 +141,7 @@ class LogLikelihood:
     Batched; the model stays in memory across calls.
     """
 
-    def __init__(self, path: str, batch_size: int = 32, device: str = "cpu", cpu_bf16: bool = False):
+    def __init__(self, path: str, batch_size: int = 32, device: str = "cpu", cpu_bf16: bool = True):
         from .models import load_policy, load_tokenizer
 
         self.tokenizer = load_tokenizer(path, padding_side="right")
@@ -194,7 +194,7 @@ def load_reward_model(path: str, settings: dict):
     if kind == "classifier":
         return ClassifierReward(path, from_params(RewardModelConfig, params, "reward_model.score"), device)
     if kind == "loglik":
-        return LogLikelihood(path, params.get("batch_size", 32), device, params.get("cpu_bf16", False))
+        return LogLikelihood(path, params.get("batch_size", 32), device, params.get("cpu_bf16", True))
     raise InputError(f"reward model kind {kind!r}: expected 'classifier' or 'loglik'")
 
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from rcfd.bench import model_flops, peak_bandwidth, peak_tflops
 from rcfd.cli import main
-from rcfd.rl import PPOConfig, RLConfig
+from rcfd.train.bench import model_flops, peak_bandwidth, peak_tflops
+from rcfd.train.rl import PPOConfig, RLConfig
 from rcfd.utils import InputError
 
 THROUGHPUTS = ["gen_s", "gen_tok_s", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
@@ -53,19 +53,26 @@ def test_flops_and_peaks():
     assert math.isnan(peak_bandwidth("cpu"))
 
 
-def tiny_rl_trainer(tmp_path, beta: float = 0.0, **rl_settings):
-    """A factory of one-step RCfD RLOO trainers on the tiny synthetic policy and RM (on CPU)."""
-    from rcfd import bench
-    from rcfd import rl as RL
-    from rcfd.checkpoints import Checkpoints
+# plain TRL sampling and fp32 training: each test turns on the setting it checks
+PLAIN_RL = {"cpu_bf16": False, "merged_generation": False, "kl_logprobs": "recompute"}
+PLAIN_SAMPLING = {"shared_prefill": False, "cpu_bf16": False, "attention": "", "inverse_cdf": False}
+
+
+def tiny_rl_trainer(tmp_path, beta: float = 0.0, sampling: dict | None = None, **rl_settings):
+    """A factory of one-step RCfD RLOO trainers on the tiny synthetic policy and RM (on CPU), plain
+    (PLAIN_RL, PLAIN_SAMPLING) but for `sampling` (config `<task>.sampling`) and `rl_settings`."""
     from rcfd.rewards import ClassifierReward, RewardModelConfig, make_reward_func
+    from rcfd.train import bench
+    from rcfd.train import rl as RL
+    from rcfd.train.checkpoints import Checkpoints
 
     cfg = bench.BenchConfig(shape="tiny", prompts=2, prompt_tokens=4, new_tokens=3, device="cpu")
     tok = bench.synthetic_tokenizer(512)
     rm_path = bench.save_reward_model(tok, "tiny", tmp_path / "rm")
     rm = ClassifierReward(str(rm_path), RewardModelConfig(max_length=16), "cpu")
     rows = [{"prompt": p, "demo_reward": 0.5} for p in ["w2 w3", "w4 w5 w6 w7 w8 w9", "w10", "w11 w12"]]
-    rl = RL.RLConfig(steps=1, prompts_per_step=2, num_generations=2, max_new_tokens=3, device="cpu", **rl_settings)
+    rl = RL.RLConfig(steps=1, prompts_per_step=2, num_generations=2, max_new_tokens=3, device="cpu",
+                     **{**PLAIN_RL, **rl_settings}, sampling={**PLAIN_SAMPLING, **(sampling or {})})
 
     def trainer(name):
         model, _, _ = bench.build_policy(cfg, "cpu")
@@ -75,10 +82,11 @@ def tiny_rl_trainer(tmp_path, beta: float = 0.0, **rl_settings):
 
 
 def test_cpu_bf16_trains_under_bf16_autocast(tmp_path):
-    """`rl.cpu_bf16` (the summaries' CPU setting) runs TRL's forward and backward under bf16 autocast
-    on CPU and still trains; the default stays fp32; PPO, which has its own loop, refuses it."""
+    """`rl.cpu_bf16` (the default) runs TRL's forward and backward under bf16 autocast on CPU and
+    still trains; off, fp32; PPO, which has its own loop, refuses it."""
     assert tiny_rl_trainer(tmp_path)("fp32").accelerator.mixed_precision == "no"
-    t = tiny_rl_trainer(tmp_path, cpu_bf16=True, gradient_checkpointing=False)("bf16")
+    assert RLConfig().cpu_bf16 and not RLConfig().gradient_checkpointing
+    t = tiny_rl_trainer(tmp_path, cpu_bf16=True)("bf16")
     assert t.accelerator.mixed_precision == "bf16"
     before = {n: p.detach().clone() for n, p in t.model.named_parameters() if p.requires_grad}
     t.train()
@@ -91,13 +99,13 @@ def test_cpu_bf16_trains_under_bf16_autocast(tmp_path):
 
 
 def test_cpu_bf16_sampling_samples_merged_under_autocast(tmp_path):
-    """`rl.cpu_bf16_sampling`: TRL's sampling runs under bf16 autocast (with merged_generation, on
+    """`sampling.cpu_bf16`: TRL's sampling runs under bf16 autocast (with merged_generation, on
     the merged weights), every requires_grad flag is restored after it (only the LoRA weights
     train), and the step trains; off, sampling is fp32. PPO refuses it."""
     from peft.tuners.lora import LoraLayer
 
     for on in (False, True):
-        t = tiny_rl_trainer(tmp_path, cpu_bf16_sampling=on, merged_generation=True)(f"bf16_sampling_{on}")
+        t = tiny_rl_trainer(tmp_path, sampling={"cpu_bf16": on}, merged_generation=True)(f"bf16_sampling_{on}")
         flags = {n: p.requires_grad for n, p in t.model.named_parameters()}
         layers = [m for m in t.model.modules() if isinstance(m, LoraLayer)]
         seen, original_generate_single = [], t._generate_single_turn
@@ -111,15 +119,15 @@ def test_cpu_bf16_sampling_samples_merged_under_autocast(tmp_path):
         assert seen and all(s == (on, True) for s in seen)
         assert {n: p.requires_grad for n, p in t.model.named_parameters()} == flags
         assert t.state.global_step == 1
-    with pytest.raises(InputError, match="rl.cpu_bf16_sampling"):
-        PPOConfig(cpu_bf16_sampling=True)
+    with pytest.raises(InputError, match="sampling.cpu_bf16"):
+        PPOConfig(sampling={**PLAIN_SAMPLING, "cpu_bf16": True})
 
 
 def test_compiled_generation_settings(tmp_path, monkeypatch):
     """On CUDA the RL trainer decodes with a static cache sized once for the longest prompt and with
     transformers' compiled forward (TRL turns it off); elsewhere it keeps TRL's settings. Checked on
     CPU by pretending to be on CUDA: the settings, and that a step runs with the static cache."""
-    from rcfd import rl
+    from rcfd.train import rl
 
     trainer = tiny_rl_trainer(tmp_path)
     default = trainer("default").generation_config
@@ -138,7 +146,7 @@ def test_rl_warns_once_when_every_advantage_is_zero(tmp_path, caplog):
     and not after a step that still had variance."""
     from transformers import TrainerState
 
-    from rcfd.rl import StallWarning
+    from rcfd.train.rl import StallWarning
 
     trainer = tiny_rl_trainer(tmp_path)("stall")
     assert any(isinstance(c, StallWarning) for c in trainer.callback_handler.callbacks)
@@ -157,7 +165,7 @@ def test_merged_generation_samples_merged_and_restores_the_base_weights(tmp_path
     and unmerging alone would round them), and training still moves the LoRA weights. PPO refuses it."""
     from peft.tuners.lora import LoraLayer
 
-    from rcfd.rl import PPOConfig
+    from rcfd.train.rl import PPOConfig
 
     t = tiny_rl_trainer(tmp_path, merged_generation=True)("merged")
     layers = [m for m in t.model.modules() if isinstance(m, LoraLayer)]
@@ -198,8 +206,8 @@ def test_cpu_autocast_decoding_samples_as_autocast_with_weights_cast_once():
     it is fp32."""
     from torch.utils._python_dispatch import TorchDispatchMode
 
-    from rcfd import bench
-    from rcfd.utils import cpu_autocast_decoding
+    from rcfd.sampling import cpu_autocast_decoding
+    from rcfd.train import bench
 
     model, _, _ = bench.build_policy(bench.BenchConfig(shape="tiny", device="cpu"), "cpu")
     model.eval().requires_grad_(False)
@@ -241,12 +249,12 @@ def test_cpu_autocast_decoding_samples_as_autocast_with_weights_cast_once():
 
 
 def test_prefilled_generation_equals_generate_own_prefill():
-    """generate.prefilled: prompts repeated for their samples (one left-padded) are prefilled once,
+    """sampling.prefilled: prompts repeated for their samples (one left-padded) are prefilled once,
     on the distinct rows, and `generate` then gives the same scores (up to rounding) and the same
     sampled tokens under one seed as with its own prefill of every row; with no repeated row the
     inputs pass through untouched."""
-    from rcfd import bench
-    from rcfd.generate import prefilled
+    from rcfd.sampling import prefilled
+    from rcfd.train import bench
 
     model, _, _ = bench.build_policy(bench.BenchConfig(shape="tiny", device="cpu"), "cpu")
     tok = bench.synthetic_tokenizer(512)
@@ -274,9 +282,9 @@ def test_prefilled_generation_equals_generate_own_prefill():
 
 
 def test_shared_prefill_in_rloo_and_generation(tmp_path, monkeypatch):
-    """`rl.shared_prefill` routes TRL's sampling through generate.prefilled (its batch repeats each
-    prompt num_generations times) and the step trains."""
-    from rcfd import generate as G
+    """`sampling.shared_prefill` routes TRL's sampling through sampling.prefilled (its batch repeats
+    each prompt num_generations times) and the step trains."""
+    from rcfd import sampling as S
 
     calls = []
 
@@ -284,21 +292,21 @@ def test_shared_prefill_in_rloo_and_generation(tmp_path, monkeypatch):
         calls.append(input_ids.shape[0])
         return real(model, input_ids, attention_mask)
 
-    real = G.prefilled
-    monkeypatch.setattr(G, "prefilled", spy)
-    t = tiny_rl_trainer(tmp_path, shared_prefill=True)("shared")
+    real = S.prefilled
+    monkeypatch.setattr(S, "prefilled", spy)
+    t = tiny_rl_trainer(tmp_path, sampling={"shared_prefill": True})("shared")
     t.train()
     assert calls == [4] and t.state.global_step == 1  # 2 prompts x 2 generations
 
 
 def test_shared_prefix_loss_gives_trl_log_probabilities_and_gradient(tmp_path):
-    """rl.SharedPrefixLoss (rl.shared_prefill in the loss): on a batch of repeated, left-padded
+    """trl_patches.SharedPrefixLoss (sampling.shared_prefill in the loss): on a batch of repeated, left-padded
     prompts with right-padded completions, the log-probabilities, entropies and the LoRA gradient
     equal TRL's own forward (fp32, up to rounding), and the prompt runs once per distinct prompt."""
     from peft.tuners.lora import LoraLayer
 
     from rcfd.models import LoraSettings
-    from rcfd.rl import SharedPrefixLoss
+    from rcfd.train.trl_patches import SharedPrefixLoss
 
     # TRL's forward called here directly (no LossLogprobs); LoRA dropout 0 so that two passes can agree
     t = tiny_rl_trainer(tmp_path, old_logprobs="recompute", lora=LoraSettings(dropout=0.0))("plain")
@@ -348,12 +356,12 @@ def eager_calls(monkeypatch) -> list:
 
 
 def test_sampling_attention_is_eager_while_sampling_only(tmp_path, eager_calls):
-    """`rl.sampling_attention` / `generate.attention`: sampling runs transformers' eager attention
-    (utils.sampling_attention), the model's own implementation (sdpa) is back for the loss and after
-    an error; "" keeps the model's; PPO refuses the RL key."""
-    from rcfd.utils import sampling_attention
+    """`sampling.attention`: sampling runs transformers' eager attention (sampling.sampling_attention),
+    the model's own implementation (sdpa) is back for the loss and after an error; "" keeps the
+    model's; PPO refuses it, and an unknown implementation is refused by name."""
+    from rcfd.sampling import sampling_attention
 
-    t = tiny_rl_trainer(tmp_path, sampling_attention="eager")("eager")
+    t = tiny_rl_trainer(tmp_path, sampling={"attention": "eager"})("eager")
     base = t.model.get_base_model()
     assert base.config._attn_implementation == "sdpa"
     seen, original = [], t._generate_single_turn
@@ -371,20 +379,20 @@ def test_sampling_attention_is_eager_while_sampling_only(tmp_path, eager_calls):
     assert base.config._attn_implementation == "sdpa"
     with sampling_attention(base, ""):
         assert base.config._attn_implementation == "sdpa"
-    with pytest.raises(InputError, match="rl.sampling_attention"):
-        PPOConfig(sampling_attention="eager")
-    with pytest.raises(InputError, match="rl.sampling_attention"):
-        RLConfig(sampling_attention="flash")
+    with pytest.raises(InputError, match="sampling.attention"):
+        PPOConfig(sampling={**PLAIN_SAMPLING, "attention": "eager"})
+    with pytest.raises(InputError, match="sampling.attention"):
+        RLConfig(sampling={"attention": "flash"})
 
 
 def test_generate_samples_with_eager_attention_only_when_asked(tiny_models, eager_calls):
-    from rcfd import generate as G
+    from rcfd.evaluate import generate as G
 
     rows = [{"id": i, "prompt": p} for i, p in enumerate(["This quiet film", "Her new cast"])]
     outs = {}
     for attention in ("", "eager"):
         eager_calls.clear()
-        cfg = G.GenerateConfig(max_new_tokens=4, attention=attention, cpu_bf16=True, device="cpu")
+        cfg = G.GenerateConfig(max_new_tokens=4, device="cpu", sampling={"attention": attention})
         outs[attention] = G.generate(tiny_models["llama"], None, rows, cfg)
         assert bool(eager_calls) is (attention == "eager")
     assert [len(o) for o in outs.values()] == [2, 2]
@@ -394,7 +402,7 @@ def test_inverse_cdf_multinomial_draws_the_distribution():
     """utils.inverse_cdf_multinomial: one draw per row with each row's probabilities (weights need
     not sum to 1), a weight of 0 never drawn (also at the row's ends, also when u is at the top of
     its range), the same draws for one seed; other shapes go to torch.multinomial; bad rows fail."""
-    from rcfd.utils import inverse_cdf_multinomial
+    from rcfd.sampling import inverse_cdf_multinomial
 
     weights = torch.tensor([[0.0, 0.1, 0.0, 0.6, 0.3, 0.0], [0.0, 0.0, 2.0, 0.0, 2.0, 0.0]])
     n = 40_000
@@ -425,15 +433,15 @@ def test_inverse_cdf_multinomial_draws_the_distribution():
 
 
 def test_inverse_cdf_sampling_in_generate_and_rloo(tiny_models, tmp_path):
-    """`generate.inverse_cdf` and `rl.inverse_cdf_sampling`: transformers' token draws go through
-    utils.inverse_cdf_multinomial inside the sampling block only (torch.multinomial is itself again
+    """`sampling.inverse_cdf`, in generation and RLOO: transformers' token draws go through
+    sampling.inverse_cdf_multinomial inside the sampling block only (torch.multinomial is itself again
     after it, also after an error); a generation is deterministic for one seed; an RLOO step trains;
     PPO refuses the RL key; off, torch.multinomial samples."""
-    from rcfd import generate as G
-    from rcfd import utils
-    from rcfd.utils import token_draws
+    from rcfd import sampling as S
+    from rcfd.evaluate import generate as G
+    from rcfd.sampling import token_draws
 
-    real, icdf = torch.multinomial, utils.inverse_cdf_multinomial
+    real, icdf = torch.multinomial, S.inverse_cdf_multinomial
     calls = []
 
     def counting(*args, **kwargs):
@@ -443,13 +451,14 @@ def test_inverse_cdf_sampling_in_generate_and_rloo(tiny_models, tmp_path):
     rows = [{"id": i, "prompt": p} for i, p in enumerate(["This quiet film", "Her new cast"])]
     outs = {}
     for inverse_cdf in (False, True, True):
-        cfg = G.GenerateConfig(max_new_tokens=4, samples_per_prompt=2, inverse_cdf=inverse_cdf, device="cpu")
+        cfg = G.GenerateConfig(max_new_tokens=4, samples_per_prompt=2, device="cpu",
+                               sampling={**PLAIN_SAMPLING, "inverse_cdf": inverse_cdf})
         calls.clear()
-        utils.inverse_cdf_multinomial = counting
+        S.inverse_cdf_multinomial = counting
         try:
             outs.setdefault(inverse_cdf, []).append(G.generate(tiny_models["llama"], None, rows, cfg))
         finally:
-            utils.inverse_cdf_multinomial = icdf
+            S.inverse_cdf_multinomial = icdf
         assert bool(calls) is inverse_cdf and torch.multinomial is real
     assert outs[True][0] == outs[True][1] and len(outs[False][0]) == 4
     with pytest.raises(RuntimeError), token_draws("cpu", inverse_cdf=True):
@@ -458,7 +467,7 @@ def test_inverse_cdf_sampling_in_generate_and_rloo(tiny_models, tmp_path):
     assert torch.multinomial is real
     with token_draws("cuda", inverse_cdf=True):
         assert torch.multinomial is real
-    t = tiny_rl_trainer(tmp_path, inverse_cdf_sampling=True)("icdf")
+    t = tiny_rl_trainer(tmp_path, sampling={"inverse_cdf": True})("icdf")
     seen = []
     original = t._generate_single_turn
 
@@ -467,15 +476,15 @@ def test_inverse_cdf_sampling_in_generate_and_rloo(tiny_models, tmp_path):
         return original(*args, **kwargs)
 
     t._generate_single_turn = spy
-    utils.inverse_cdf_multinomial = counting
+    S.inverse_cdf_multinomial = counting
     calls.clear()
     try:
         t.train()
     finally:
-        utils.inverse_cdf_multinomial = icdf
+        S.inverse_cdf_multinomial = icdf
     assert seen == [True] and calls and t.state.global_step == 1 and torch.multinomial is real
-    with pytest.raises(InputError, match="rl.inverse_cdf_sampling"):
-        PPOConfig(inverse_cdf_sampling=True)
+    with pytest.raises(InputError, match="sampling.inverse_cdf"):
+        PPOConfig(sampling={**PLAIN_SAMPLING, "inverse_cdf": True})
 
 
 def test_grouped_attention_equals_eager_without_copying_key_value_heads(eager_calls):
@@ -485,7 +494,7 @@ def test_grouped_attention_equals_eager_without_copying_key_value_heads(eager_ca
     called, and the model's own implementation is back after the block."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from rcfd.utils import sampling_attention
+    from rcfd.sampling import sampling_attention
 
     torch.manual_seed(0)
     model = LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
@@ -505,7 +514,7 @@ def test_grouped_attention_equals_eager_without_copying_key_value_heads(eager_ca
     assert torch.equal(runs["eager"].sequences, runs["grouped"].sequences)
     for a, b in zip(runs["eager"].scores, runs["grouped"].scores):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
-    assert RLConfig(sampling_attention="grouped").sampling_attention == "grouped"
+    assert RLConfig().sampling.attention == "grouped"  # the default
 
 
 def test_kl_from_the_sampled_tokens_log_probabilities(tmp_path, monkeypatch):
@@ -548,5 +557,6 @@ def test_kl_from_the_sampled_tokens_log_probabilities(tmp_path, monkeypatch):
             RLConfig(kl_logprobs="sampling", **bad)
     with pytest.raises(InputError, match="rl.kl_logprobs"):
         PPOConfig(kl_logprobs="sampling")
+    assert RLConfig().kl_logprobs == "sampling" and PPOConfig().kl_logprobs == "recompute"
     with pytest.raises(InputError, match="rl.kl_logprobs"):
         RLConfig(kl_logprobs="draws")

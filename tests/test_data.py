@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from rcfd.data import MovieDataConfig, prepare_movies, read_vader_snippets, split_prompt
+from rcfd.data.movies import MovieDataConfig, prepare_movies, read_vader_snippets, split_prompt
 from rcfd.models import load_tokenizer
 from rcfd.utils import InputError
 
@@ -83,7 +83,7 @@ It digs with its strong claws for ants, and its long sticky tongue picks them up
 def test_read_wiki_dump_keeps_article_prose_only(tmp_path):
     import bz2
 
-    from rcfd.data import read_wiki_dump
+    from rcfd.data.wiki import read_wiki_dump
 
     path = tmp_path / "dump.xml.bz2"
     path.write_bytes(bz2.compress(DUMP.encode()))
@@ -101,7 +101,7 @@ def test_read_wiki_dump_keeps_article_prose_only(tmp_path):
 
 
 def test_prepare_wiki_segments(tiny_models):
-    from rcfd.data import WikiDataConfig, prepare_wiki
+    from rcfd.data.wiki import WikiDataConfig, prepare_wiki
     from rcfd.models import load_tokenizer
 
     tok = load_tokenizer(tiny_models["llama"])
@@ -138,7 +138,7 @@ def _aclsum_wheel(path, n_papers=12):
 
 
 def test_prepare_summaries(tmp_path, tiny_models):
-    from rcfd.data import SummaryDataConfig, prepare_summaries, read_aclsum
+    from rcfd.data.summaries import SummaryDataConfig, prepare_summaries, read_aclsum
 
     papers = read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
     assert len(papers) == 36 and papers[0]["sentences"][0] == "We study problem 0, in depth."  # detokenised
@@ -165,7 +165,7 @@ def test_summaries_no_text_crosses_splits(tmp_path, tiny_models, n_eval):
     """No evaluation text is a training text anywhere: not in the reward model's data (chosen or
     rejected, any RM split), not as a training prompt's rejected (DPO) text; the RM's own eval
     pairs draw their rejected texts from RM-eval papers only."""
-    from rcfd.data import SummaryDataConfig, prepare_summaries, read_aclsum
+    from rcfd.data.summaries import SummaryDataConfig, prepare_summaries, read_aclsum
 
     papers = read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
     prompts, pairs, _ = prepare_summaries(SummaryDataConfig(n_eval_prompts=n_eval, max_prompt_tokens=64), papers,
@@ -205,7 +205,7 @@ def _imdb_csv(path, rows):
 
 
 def test_read_imdb_csv_strips_tags_and_keeps_imdb_rows(tmp_path):
-    from rcfd.data import read_imdb_csv
+    from rcfd.data.movies import read_imdb_csv
 
     path = _imdb_csv(tmp_path / "reviews.csv", [
         ["Great  film.<br /><br />Loved it &amp; the <i>score</i>.", "1", "imdb"],
@@ -222,7 +222,7 @@ def test_read_imdb_csv_strips_tags_and_keeps_imdb_rows(tmp_path):
 
 
 def test_prepare_movies_drops_duplicates_cuts_demos_and_prefixes_rm_text(tiny_models):
-    from rcfd.data import normalised
+    from rcfd.data.movies import normalised
 
     tok = load_tokenizer(tiny_models["llama"])
     reviews = [dict(r, text=f"Review {i}: {r['text']}") for i, r in enumerate(_reviews())]  # distinct from the start
@@ -247,7 +247,7 @@ def test_prepare_movies_drops_duplicates_cuts_demos_and_prefixes_rm_text(tiny_mo
 
 
 def test_check_disjoint_names_the_text_and_both_splits():
-    from rcfd.dedup import check_disjoint
+    from rcfd.data.dedup import check_disjoint
 
     assert check_disjoint({"train": ["a b", "c"], "eval": ["d"]}, "x data") == 0
     with pytest.raises(InputError, match=r"x data: the text 'c d'\.\.\. is in both train and eval \('C  d'"):
@@ -263,7 +263,7 @@ def _word_8grams(text):
 def test_planted_near_copies_are_refused_across_splits_and_dropped_before_splitting(tiny_models):
     """A re-posted review (the same opening, another last sentence) shares most of its 8-grams with
     the original: the split check refuses it, and the data step keeps only the first of the two."""
-    from rcfd.dedup import check_disjoint
+    from rcfd.data.dedup import check_disjoint
 
     original = _distinct_texts(1, seed=7)[0] + " " + _distinct_texts(1, seed=8)[0]  # 28 words: 21 8-grams
     reposted = original.rsplit(" ", 5)[0] + " " + " ".join(WORDS[:5]) + "!"  # its last 5 words changed: 16 of 21 kept
@@ -295,8 +295,8 @@ def test_planted_near_copies_are_refused_across_splits_and_dropped_before_splitt
 def test_no_text_is_in_two_splits(task, tiny_models, tmp_path):
     """Every use case's prepared data: no prompt + demonstration text in two splits, and none in
     the reward model's data (`check_disjoint` runs inside each prepare step; checked here again)."""
-    from rcfd import data
-    from rcfd.data import normalised
+    from rcfd.data import summaries, wiki
+    from rcfd.data.movies import normalised
 
     tok = load_tokenizer(tiny_models["llama"])
     if task == "movies":
@@ -306,12 +306,12 @@ def test_no_text_is_in_two_splits(task, tiny_models, tmp_path):
         rm_texts = [r["text"] for r in rm]
     elif task == "wiki":
         articles = [{"id": str(i), "title": f"t{i}", "text": " ".join(_distinct_texts(20, seed=i))} for i in range(6)]
-        prompts, _ = data.prepare_wiki(data.WikiDataConfig(prompt_tokens=8, train_demo_tokens=6, eval_demo_tokens=12,
+        prompts, _ = wiki.prepare_wiki(wiki.WikiDataConfig(prompt_tokens=8, train_demo_tokens=6, eval_demo_tokens=12,
                                                            n_train_prompts=10, n_eval_prompts=4), articles, tok)
         rm_texts = []
     else:
-        papers = data.read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
-        prompts, pairs, _ = data.prepare_summaries(data.SummaryDataConfig(n_eval_prompts=9, max_prompt_tokens=64),
+        papers = summaries.read_aclsum(_aclsum_wheel(tmp_path / "aclsum.zip"))
+        prompts, pairs, _ = summaries.prepare_summaries(summaries.SummaryDataConfig(n_eval_prompts=9, max_prompt_tokens=64),
                                                    papers, tok)
         rm_texts = [r["prompt"] + r["chosen"] for r in pairs]
     train, held = ({normalised(p["prompt"] + p["demo"]) for p in prompts if p["split"] == s} for s in ("train", "eval"))

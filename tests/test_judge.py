@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from rcfd import judge as J
-from rcfd.metrics import MauveConfig, mauve_score, sentence_features
-from rcfd.tables import TABLES, build_table
+from rcfd.evaluate import judge as J
+from rcfd.evaluate.metrics import MauveConfig, mauve_score, sentence_features
+from rcfd.report.tables import TABLES, build_table
 from rcfd.utils import InputError
 
 QUESTIONS = {"success": "Review: {text}\nIs this review positive?",
@@ -19,7 +19,8 @@ EXAMPLE = {"prompt": "The cast was", "demo": " wonderful and warm."}
 
 @pytest.fixture(scope="module")
 def judge(tiny_models):
-    return J.Judge(tiny_models["llama"], J.JudgeConfig(questions=QUESTIONS, batch_size=3, device="cpu"))
+    """The judge in fp32 (cpu_bf16 off; the default is on): its scores compare with a plain forward."""
+    return J.Judge(tiny_models["llama"], J.JudgeConfig(questions=QUESTIONS, batch_size=3, device="cpu", cpu_bf16=False))
 
 
 def test_answer_ids_are_first_tokens_without_shared_ones(judge):

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from rcfd import judge_validation as V
-from rcfd.tables import TABLES, apply_judge_validation, build_table
+from rcfd.evaluate import judge_validation as V
+from rcfd.report.tables import TABLES, apply_judge_validation, build_table
 
 from .conftest import CORPUS
 
@@ -145,8 +145,8 @@ def test_validate_judge_step_on_a_tiny_judge(tiny_models, tmp_path):
 def test_informative_questions_keep_the_validated_ones_only():
     import pandas as pd
 
-    from rcfd.judge_validation import informative_questions
-    from rcfd.tables import apply_judge_validation
+    from rcfd.evaluate.judge_validation import informative_questions
+    from rcfd.report.tables import apply_judge_validation
     from rcfd.utils import InputError
 
     judge = {"label": "weak", "questions": {"success": "{text}?", "naturalness": "{text}!"}}

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import entropy
 
-from rcfd.metrics import AlignmentConfig, alignment_score, distinct_n, histograms, self_bleu
+from rcfd.evaluate.metrics import AlignmentConfig, alignment_score, distinct_n, histograms, self_bleu
 
 
 def test_alignment_score_is_scipy_kl_of_the_shared_histograms():
@@ -86,14 +86,14 @@ def test_self_bleu_equals_sacrebleu_sentence_score_against_all_others():
 
 
 def test_vader_success():
-    from rcfd.metrics import vader_success
+    from rcfd.evaluate.metrics import vader_success
 
     assert vader_success(["A wonderful, moving film.", "Dull, ugly and a waste of time.", "A film."]) == \
         pytest.approx(1 / 3)
 
 
 def test_seq_repetition_by_hand():
-    from rcfd.metrics import seq_repetition
+    from rcfd.evaluate.metrics import seq_repetition
 
     assert seq_repetition(["a b c d e f"]) == 0.0  # 3 four-grams, all distinct
     # "a b a b a b": 4-grams (a b a b), (b a b a), (a b a b) -> 1 - 2/3
@@ -103,7 +103,7 @@ def test_seq_repetition_by_hand():
 
 
 def test_position_curve_by_hand():
-    from rcfd.metrics import position_curve
+    from rcfd.evaluate.metrics import position_curve
 
     rows = position_curve([[-1.0, -2.0, -3.0], [-3.0, -4.0]], window=2)
     assert rows == [
@@ -114,7 +114,7 @@ def test_position_curve_by_hand():
 
 
 def test_calibration_decomposition_matches_numpy():
-    from rcfd.metrics import calibration_decomposition
+    from rcfd.evaluate.metrics import calibration_decomposition
 
     rng = np.random.default_rng(0)
     n_prompts, k = 50, 4
@@ -133,7 +133,7 @@ def test_calibration_decomposition_matches_numpy():
 
 
 def test_near_max_fraction():
-    from rcfd.metrics import near_max_fraction
+    from rcfd.evaluate.metrics import near_max_fraction
 
     assert near_max_fraction([0, 1, 2, 9.6, 10]) == pytest.approx(0.4)  # 9.6 and 10 are within 0.5 of 10
     assert near_max_fraction([3, 3]) == 1.0

@@ -5,7 +5,7 @@ import time
 
 import pandas as pd
 
-from rcfd.plots import demo_reward_histogram, label_groups, non_dominated
+from rcfd.report.plots import demo_reward_histogram, label_groups, non_dominated
 
 
 def test_non_dominated_keeps_the_shortest_for_each_reward_level():
@@ -39,7 +39,7 @@ def test_training_curves_draw_the_objective_and_the_monitors(tmp_path, monkeypat
     """One column per run, one row per logged quantity: the objective always, the raw R_RM and
     length where a log has them (a run without them leaves its panels empty), the training
     demonstrations' means as dashed lines on the monitors' rows."""
-    import rcfd.plots as plots
+    import rcfd.report.plots as plots
 
     figures = []
     monkeypatch.setattr(plots, "_save", lambda fig, prefix, cfg: figures.append(fig) or [])

@@ -1,15 +1,15 @@
-"""PPO (rcfd/ppo.py): its mechanics against hand computations, and a tiny run that learns."""
+"""PPO (rcfd/train/ppo.py): its mechanics against hand computations, and a tiny run that learns."""
 
 import math
 
 import pytest
 import torch
 
-from rcfd import bench
-from rcfd.checkpoints import Checkpoints
-from rcfd.ppo import PPOTrainer, gae, per_token_rewards, ppo_losses
 from rcfd.rewards import make_reward_func, whiten
-from rcfd.rl import PPOConfig
+from rcfd.train import bench
+from rcfd.train.checkpoints import Checkpoints
+from rcfd.train.ppo import PPOTrainer, gae, per_token_rewards, ppo_losses
+from rcfd.train.rl import PPOConfig
 
 
 def test_gae_matches_a_hand_computation():
@@ -95,11 +95,11 @@ def test_ppo_learns_a_trivial_reward(tmp_path):
 
 
 def test_ppo_samples_through_the_shared_prefill(tmp_path, monkeypatch):
-    """`rl.shared_prefill` in PPO's own loop: each rollout's sampling goes through generate.prefilled
+    """`sampling.shared_prefill` in PPO's own loop: each rollout's sampling goes through sampling.prefilled
     with every prompt repeated num_generations times, and training runs."""
     from transformers import AutoModelForCausalLM, LlamaConfig
 
-    from rcfd import ppo
+    from rcfd.train import ppo
 
     calls = []
     real = ppo.prefilled
@@ -108,9 +108,28 @@ def test_ppo_samples_through_the_shared_prefill(tmp_path, monkeypatch):
     model = AutoModelForCausalLM.from_config(LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                                                          intermediate_size=128, vocab_size=16, pad_token_id=0))
     rows = [{"prompt": p} for p in bench.random_prompts(8, 3, 16, seed=1)]
-    cfg = PPOConfig(steps=2, prompts_per_step=2, num_generations=2, max_new_tokens=4, shared_prefill=True,
-                    gradient_checkpointing=False, device="cpu", seed=0)
+    cfg = PPOConfig(steps=2, prompts_per_step=2, num_generations=2, max_new_tokens=4, device="cpu", seed=0)
+    assert cfg.sampling.shared_prefill  # the default, as RLOO's
     ckpt = Checkpoints(tmp_path / "ckpt")
     ckpt.claim()
     history = PPOTrainer(model, tok, rows, make_reward_func("reward", LowIdReward()), 0.0, cfg, ckpt).train()
     assert calls == [4, 4] and sum("reward" in h for h in history) == 2
+
+
+def test_rl_config_serves_both_optimisers_from_one_task_config(caplog):
+    """rl_config: one task section (with its `sampling`) gives RLOO every setting, and PPO its own
+    (`rl.ppo` on top) without the RLOO-only ones, which the log names; PPO keeps the shared prefill."""
+    from rcfd.train.rl import RLConfig, rl_config
+
+    section = {"steps": 3, "cpu_bf16": True, "kl_logprobs": "sampling", "ppo": {"gae_lambda": 0.9},
+               "sampling": {"shared_prefill": True, "cpu_bf16": True, "attention": "grouped", "inverse_cdf": True}}
+    rloo = rl_config(section, "rloo")
+    assert type(rloo) is RLConfig and rloo.cpu_bf16 and rloo.sampling.attention == "grouped"
+    with caplog.at_level("INFO", logger="rcfd"):
+        ppo = rl_config(section, "ppo")
+    assert isinstance(ppo, PPOConfig) and (ppo.steps, ppo.gae_lambda) == (3, 0.9)
+    assert (ppo.cpu_bf16, ppo.merged_generation, ppo.kl_logprobs) == (False, False, "recompute")
+    assert (ppo.sampling.shared_prefill, ppo.sampling.cpu_bf16, ppo.sampling.attention, ppo.sampling.inverse_cdf) == (
+        True, False, "", False)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert all(k in said for k in ("cpu_bf16", "kl_logprobs", "sampling.attention", "sampling.inverse_cdf"))

@@ -2,10 +2,11 @@
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from rcfd.tables import TABLES, apply_judge_validation, build_table, labels_of, load_metrics
+from rcfd.report.tables import TABLES, apply_judge_validation, build_table, labels_of, load_metrics
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,14 +49,14 @@ def test_appendix_configured_estimator_is_the_tables_alignment(name):
     estimator it is the A of the committed table."""
     import yaml
 
-    from rcfd.tables import APPENDIX, alignment_sensitivity
+    from rcfd.report.analysis import APPENDIX, alignment_sensitivity
 
     committed = REPO / "results/tables" / f"{name}.csv"
     if not committed.exists():
         pytest.skip(f"{committed} is not committed yet")
     cfg = TABLES[name]
     scored = pd.concat([pd.read_json(p, lines=True) for p in committed_runs(cfg.task, "scored.jsonl")])
-    if scored["reward"].isna().any():  # the appendix refuses a missing reward (rcfd.tables.require_finite_rewards)
+    if scored["reward"].isna().any():  # the appendix refuses a missing reward (rcfd.report.analysis.require_finite_rewards)
         assert "evaluated before that rule" in (REPO / "results/tables" / f"{name}.md").read_text()
         pytest.skip(f"results/runs/{cfg.task} were evaluated before the empty-sample rule: empty samples have no reward")
     configured = yaml.safe_load((REPO / "config.yaml").read_text())[cfg.task]["evaluate"]["alignment"]
@@ -65,6 +66,18 @@ def test_appendix_configured_estimator_is_the_tables_alignment(name):
     table = pd.read_csv(committed).set_index("method")
     for method in table.index.drop("demonstrations"):
         assert recomputed[method] == pytest.approx(table.at[method, "A ↓"], abs=0.006)
+    # and from the definition, without the package's helpers: KL(demo || policy) of the two reward
+    # histograms on shared equal-width bins, each count + smoothing (scipy normalises both)
+    from scipy.stats import entropy
+
+    from rcfd.methods import parse_method
+
+    demos = scored.loc[scored["method"] == "demonstrations", "reward"].to_numpy(float)
+    for (method, _), run in scored[scored["method"] != "demonstrations"].groupby(["method", "seed"]):
+        rewards = run["reward"].to_numpy(float)
+        edges = np.linspace(min(demos.min(), rewards.min()), max(demos.max(), rewards.max()), configured["bins"] + 1)
+        counts = [np.histogram(x, edges)[0] + configured["smoothing"] for x in (demos, rewards)]
+        assert entropy(*counts) == pytest.approx(table.at[parse_method(method).label, "A ↓"], abs=0.006), method
 
 
 @pytest.mark.parametrize(("run", "name"), [("movies_seeds", "table6"), ("movies_snippets_seeds", "table6"),
@@ -114,7 +127,7 @@ def test_committed_tables_count_every_generated_sample(name):
         method = parse_method(path.parent.parent.name)
         assert table.at[method.label, "samples"] == len(rows)
         if "empty_share" not in pd.read_csv(path.parent / "metrics.csv"):
-            continue  # evaluated before the empty-sample rule: its caption says so (rcfd.tables.caption_of)
+            continue  # evaluated before the empty-sample rule: its caption says so (rcfd.report.tables.caption_of)
         assert rows["reward"].map(lambda r: isinstance(r, float) and math.isfinite(r)).all(), path
         if method.name == "greedy":
             assert len(rows) == prompts == rows["id"].nunique()

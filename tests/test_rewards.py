@@ -75,7 +75,7 @@ def test_loglikelihood_matches_a_hand_computation(tiny_models):
         with torch.no_grad():
             logp = torch.log_softmax(model(ids).logits[0], -1)
         expected.append(sum(logp[len(px) + i - 1, t].item() for i, t in enumerate(py)) / len(py))
-    got = LogLikelihood(tiny_models["llama"], batch_size=2).score(prompts, conts)  # padded batch == one by one
+    got = LogLikelihood(tiny_models["llama"], batch_size=2, cpu_bf16=False).score(prompts, conts)  # padded == one by one, fp32
     assert got == pytest.approx(expected, abs=1e-4)
 
 
@@ -274,7 +274,7 @@ def test_evaluated_loglik_reward_keeps_the_reward_precision(tiny_models, reward_
     reward's own precision (`reward_model.cpu_bf16`), as `score_demos` scores the demonstrations, so
     the demonstrations evaluated as a run get exactly their own demo_reward back and A against
     themselves is 0 (a precision change would move it), although here they come in other batches."""
-    from rcfd.evaluate import EvalModels, demonstrations_as_run, evaluate_run
+    from rcfd.evaluate.run import EvalModels, demonstrations_as_run, evaluate_run
     from rcfd.rewards import load_reward_model
 
     prompts = ["This quiet film", "The", "Her new film", "That loud film", "A"]
@@ -295,7 +295,7 @@ def test_evaluated_loglik_reward_keeps_the_reward_precision(tiny_models, reward_
 
 @pytest.mark.parametrize("cpu_bf16", [False, True])
 def test_reward_model_trains_under_bf16_autocast_only_when_asked(tiny_models, tmp_path, monkeypatch, cpu_bf16):
-    from rcfd import reward_model as RMT
+    from rcfd.train import reward_model as RMT
 
     rows = [{"text": t, "label": int("wonderful" in t or "moving" in t), "split": "eval" if i % 5 == 0 else "train"}
             for i, t in enumerate(CORPUS[:60])]
@@ -326,7 +326,7 @@ def test_every_sample_counts_an_empty_one_scores_the_lowest_of_its_evaluation_se
     NaN before) and for a classifier reward (movies: the RM could score the bare prompt, but one rule
     serves every use case): an empty sample gets the lowest reward and log-likelihood among the run's
     non-empty samples and the demonstrations; nothing is dropped (n, A and every mean count it)."""
-    from rcfd.evaluate import EvalModels, evaluate_run
+    from rcfd.evaluate.run import EvalModels, evaluate_run
     from rcfd.rewards import LogLikelihood, load_reward_model
 
     prompts = ["This quiet film", "The", "Her new film", "That loud film"]
@@ -368,7 +368,7 @@ def test_every_sample_counts_an_empty_one_scores_the_lowest_of_its_evaluation_se
 def test_greedy_decoding_writes_one_sample_per_prompt(tiny_models):
     """Greedy decoding is deterministic: `samples_per_prompt` copies would be duplicates that read as
     self-BLEU 100 and halve distinct-n, so it writes one sample per prompt; sampling writes them all."""
-    from rcfd import generate as G
+    from rcfd.evaluate import generate as G
 
     rows = [{"id": i, "prompt": p} for i, p in enumerate(["This quiet film", "Her new cast", "The"])]
     greedy = G.generate(tiny_models["llama"], None, rows, G.GenerateConfig(max_new_tokens=4, temperature=0.0,
@@ -380,9 +380,9 @@ def test_greedy_decoding_writes_one_sample_per_prompt(tiny_models):
 
 
 def test_classifier_rm_reports_accuracy_on_prefixes_and_on_whole_reviews(tiny_models, tmp_path):
-    """A held-out row whose text is a prefix carries its whole review (`full_text`, rcfd.data): the RM's
+    """A held-out row whose text is a prefix carries its whole review (`full_text`, rcfd.data.prepare): the RM's
     metrics give the accuracy on both, side by side, the whole reviews up to the encoder's length."""
-    from rcfd import reward_model as RMT
+    from rcfd.train import reward_model as RMT
 
     rows = [{"text": " ".join(t.split()[:4]), "full_text": t, "label": int("wonderful" in t or "moving" in t),
              "split": "eval" if i % 5 == 0 else "train"} for i, t in enumerate(CORPUS[:60])]
@@ -403,9 +403,9 @@ def test_cpu_bf16_falls_back_to_fp32_without_native_bf16(monkeypatch, caplog, tm
     emulates bf16 (50x slower than fp32 on an AVX2 EPYC core), so autocast stays off, the trainers get
     bf16=False, and the log says so once; on GPU the settings do nothing (bf16 is the dtype there)."""
     from rcfd import utils
-    from rcfd.checkpoints import Checkpoints
-    from rcfd.rl import RLConfig
-    from rcfd.train import trainer_args
+    from rcfd.train.checkpoints import Checkpoints
+    from rcfd.train.common import trainer_args
+    from rcfd.train.rl import RLConfig
 
     request.addfinalizer(utils.native_cpu_bf16.cache_clear)  # the next test sees the suite's setting again
     for native in ("0", "1"):

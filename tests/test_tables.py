@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from rcfd.tables import TABLES, build_table, load_metrics, write_table
+from rcfd.report.tables import TABLES, build_table, load_metrics, write_table
 from rcfd.utils import InputError
 
 
@@ -81,7 +81,7 @@ def test_three_seeds_give_mean_and_student_t_ci(tmp_path):
 
 
 def test_ci95_helper():
-    from rcfd.tables import ci95
+    from rcfd.report.tables import ci95
 
     assert ci95([1.0, 2.0, 4.0]) == pytest.approx(4.302653 * (7 / 3) ** 0.5 / 3 ** 0.5, rel=1e-6)
     assert ci95([1.0, 3.0]) == pytest.approx(12.706205 * 2 ** 0.5 / 2 ** 0.5, rel=1e-6)
@@ -96,7 +96,7 @@ def test_one_seed_tables_have_no_interval(tmp_path):
 
 
 def test_comparison_puts_the_paper_beside_this_run():
-    from rcfd.tables import comparison
+    from rcfd.report.tables import comparison
 
     comp = comparison(_three_seeds(), ["table6"])
     assert list(comp.columns) == ["table", "method", "metric", "paper", "this run", "this run_ci95", "measured as"]
@@ -112,7 +112,7 @@ def test_comparison_puts_the_paper_beside_this_run():
 
 
 def test_comparison_length_block_uses_the_two_reward_alignment():
-    from rcfd.tables import comparison
+    from rcfd.report.tables import comparison
 
     base = {"task": "summaries", "seed": 0, "avg_reward": 1.0, "mean_tokens": 20, "alignment": 0.1,
             "alignment_two": 0.7, "distinct_2": 0.5, "self_bleu": 5.0, "n": 20, "empty_share": 0.0}
@@ -130,8 +130,8 @@ def test_comparison_length_block_uses_the_two_reward_alignment():
 def test_alignment_sensitivity_recomputes_a_on_a_grid():
     import numpy as np
 
-    from rcfd.metrics import AlignmentConfig, alignment_score
-    from rcfd.tables import APPENDIX, alignment_sensitivity
+    from rcfd.evaluate.metrics import AlignmentConfig, alignment_score
+    from rcfd.report.analysis import APPENDIX, alignment_sensitivity
 
     rng = np.random.default_rng(0)
     demos = rng.normal(0, 1, 200)
@@ -152,7 +152,7 @@ def test_alignment_sensitivity_recomputes_a_on_a_grid():
 
 
 def test_rloo_vs_ppo_table():
-    from rcfd.tables import algorithm_comparison
+    from rcfd.report.analysis import algorithm_comparison
 
     rows = [{"task": "movies", "method": m, "seed": 0, "alignment": a, "avg_reward": r, "mean_tokens": 9.0,
              "distinct_2": 0.5, "self_bleu": 10.0}
@@ -177,7 +177,7 @@ def _benchmark(path, seconds, cpu, rss):
 def test_time_breakdown_by_hand(tmp_path):
     """Job-minutes per rule from benchmark files laid out as Snakemake writes them (<rule>.tsv and
     <rule>/<wildcards>.tsv), biggest first, with a total; folders of no workflow rule left out."""
-    from rcfd.tables import read_benchmarks, time_breakdown
+    from rcfd.report.timing import read_benchmarks, time_breakdown
 
     b = tmp_path / "benchmarks"
     _benchmark(b / "train/movies/rcfd/seed0.tsv", 600, 1150, 3000)
@@ -205,8 +205,8 @@ def test_rl_step_breakdown_by_hand():
     """Mean seconds per phase of an RL step from the training logs' time/<phase> columns, `other`
     the rest of TRL's step_time, and each phase's share pooled over every timed step; a log with no
     phase times (PPO's loop) is left out."""
-    from rcfd.rl import PHASES
-    from rcfd.tables import rl_step_breakdown
+    from rcfd.report.timing import rl_step_breakdown
+    from rcfd.train.phases import PHASES
 
     def log(steps, step_time, **phases):
         rows = [{"step": i + 1, "step_time": step_time, **{f"time/{p}": phases.get(p, 0.0) for p in PHASES}}
@@ -232,7 +232,7 @@ def test_rl_step_breakdown_by_hand():
 
 
 def test_calibration_table_one_row_per_method_from_scored_samples():
-    from rcfd.tables import APPENDIX, calibration_table
+    from rcfd.report.analysis import APPENDIX, calibration_table
 
     demos = [{"task": "movies", "method": "demonstrations", "seed": 0, "id": i, "reward": float(i)} for i in range(4)]
     rcfd = [{"task": "movies", "method": "rcfd", "seed": s, "id": i, "reward": float(i) + 1.0}
@@ -252,7 +252,7 @@ def test_calibration_table_one_row_per_method_from_scored_samples():
 def test_training_plateaus_by_hand():
     """A flat noisy curve levels off, a rising one does not; quarters, delta and its standard error
     by hand; quantities a log lacks (monitors) are left out, one with fewer than 8 steps is not judged."""
-    from rcfd.tables import plateau, training_plateaus
+    from rcfd.report.analysis import plateau, training_plateaus
 
     flat = pd.Series([1.0, 3.0] * 8)  # 16 steps, quarters of 4: means 2, 2, 2, 2
     p = plateau(flat)
@@ -276,7 +276,7 @@ def test_training_plateaus_by_hand():
 def test_front_table_by_hand():
     """Figure 4's table: gaps to the demonstrations, within 15% or not, on the alpha front or not (a
     point no sweep run beats), and the R_RM gap to the best sweep run no longer than the point."""
-    from rcfd.tables import front_table
+    from rcfd.report.analysis import front_table
 
     points = {"demonstrations": (28, 0.8), "beta0": (80, 1.2), "alpha0.01": (40, 0.9), "alpha0.02": (20, 0.3),
               "rcfd2": (30, 0.75), "sft": (45, 0.6), "base": (10, -0.2)}
@@ -297,7 +297,7 @@ def test_front_table_by_hand():
 
 
 def test_caption_says_when_runs_predate_the_empty_sample_rule():
-    from rcfd.tables import PREDATES_EMPTY_RULE, caption_of
+    from rcfd.report.tables import PREDATES_EMPTY_RULE, caption_of
 
     metrics = _metrics()
     assert PREDATES_EMPTY_RULE not in caption_of(metrics, TABLES["table6"])

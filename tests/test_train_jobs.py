@@ -96,8 +96,8 @@ def assert_resumes_like(whole, whole_out, method, params, tiny_models, prompts, 
         for column in ("monitor/reward_model", "monitor/length", "monitor/empty"):
             assert log_a[column].notna().all() and log_b[column].notna().all(), column
         assert (log_a["monitor/length"] <= params["rl"]["max_new_tokens"]).all()
-    if method == "rcfd":  # RLOO times every step's phases (rl.StepPhases); TRL's step_time holds all but the optimizer's
-        from rcfd.rl import PHASES
+    if method == "rcfd":  # RLOO times every step's phases (trl_patches.StepPhases); step_time holds all but the optimizer's
+        from rcfd.train.phases import PHASES
 
         steps = log_a.dropna(subset=["loss"])
         phases = steps[[f"time/{p}" for p in PHASES]]
@@ -147,7 +147,7 @@ def test_old_logprobs_from_the_loss_make_the_first_ratio_one(tiny_models, prompt
         logs[name] = pd.read_csv(out / "train_log.csv").dropna(subset=["loss"])
     assert logs["recompute"]["clip_ratio/region_mean"].max() > 0  # dropout 0.5: the two passes disagree
     assert (logs["loss"]["clip_ratio/region_mean"] == 0).all()
-    # the policy's forward passes in TRL's no-grad phase, counted per step (rl.StepPhases)
+    # the policy's forward passes in TRL's no-grad phase, counted per step (trl_patches.StepPhases)
     assert (logs["recompute"]["forwards/logprobs_no_grad"] > 0).all()
     assert (logs["loss"]["forwards/logprobs_no_grad"] == 0).all()
     assert (logs["kl"]["forwards/logprobs_no_grad"] > 0).all()

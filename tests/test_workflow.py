@@ -280,26 +280,20 @@ def test_smoke_dag_builds_the_summarisation_use_case(smoke_run):
     assert len(pd.read_csv(results / "runs/summaries/dpo_early/seed0/policy/train_log.csv")) > 0
 
 
-def test_smoke_informative_only_judge_asks_the_validated_questions(smoke_run, tmp_path):
-    """With evaluate.judge.informative_only the movie-review evaluations (rerun, their settings
-    changed) ask exactly the questions results/judge/movies.csv found informative, and Table 6 is
-    built from them, naming the others as left out (on a copy of the smoke run)."""
-    import shutil
-
+def test_smoke_informative_only_judge_asks_the_validated_questions(smoke_run):
+    """evaluate.judge.informative_only (the default): every movie-review evaluation asks exactly the
+    questions results/judge/movies.csv found informative, and Table 6 is built from them, naming the
+    others as left out."""
     work, configfile = smoke_run
-    copy = tmp_path / "smoke"
-    shutil.copytree(work, copy, symlinks=True)
     config = yaml.safe_load(configfile.read_text())
-    config["movies"]["evaluate"]["judge"]["informative_only"] = True
-    overlay = copy / "configs/informative.yaml"
-    overlay.write_text(yaml.safe_dump(config))
-    results = copy / config["results_dir"]
-    _run(copy, overlay, targets=(f"{config['results_dir']}/tables/table6.csv",))
+    assert "informative_only" not in config["movies"]["evaluate"]["judge"]  # the default, not set
+    results = work / config["results_dir"]
     validation = pd.read_csv(results / "judge/movies.csv")
     validation = validation[validation["variant"].fillna("configured") == "configured"].set_index("question")
-    scored = pd.read_json(results / "runs/movies/rcfd/seed0/scored.jsonl", lines=True)
-    for question, informative in validation["informative"].items():
-        assert (f"judge_{question}" in scored.columns) is bool(informative), question
+    for run in ("rcfd", "sft", "base"):
+        scored = pd.read_json(results / f"runs/movies/{run}/seed0/scored.jsonl", lines=True)
+        for question, informative in validation["informative"].items():
+            assert (f"judge_{question}" in scored.columns) is bool(informative), (run, question)
     _assert_filled(pd.read_csv(results / "tables/table6.csv"), ["success", "naturalness"], validation.reset_index())
 
 
@@ -339,7 +333,7 @@ def test_paths_reach_the_steps_quoted(tmp_path):
 
 
 def test_smoke_rloo_vs_ppo(smoke_run):
-    """`snakemake rloo_vs_ppo` trains every movie-review RL method again with PPO (rcfd/ppo.py) and
+    """`snakemake rloo_vs_ppo` trains every movie-review RL method again with PPO (rcfd/train/ppo.py) and
     tabulates both; `--config algorithm=ppo` puts PPO's tables beside, not over, the RLOO ones."""
     work, configfile = smoke_run
     config = yaml.safe_load(configfile.read_text())
@@ -362,12 +356,12 @@ def test_smoke_rloo_vs_ppo(smoke_run):
 
 
 def test_informative_only_judge_evaluations_read_the_validation(tmp_path):
-    """evaluate.judge.informative_only: each evaluation with a judge waits for its task's judge
-    validation and gets it as --judge-validation; off (the default), neither."""
+    """evaluate.judge.informative_only (on by default): each evaluation with a judge waits for its
+    task's judge validation and gets it as --judge-validation; turned off for a task, neither."""
     import shlex
 
     _copy_workflow(tmp_path)
-    (tmp_path / "informative.yaml").write_text("movies:\n  evaluate:\n    judge:\n      informative_only: true\n")
+    (tmp_path / "all_questions.yaml").write_text("movies:\n  evaluate:\n    judge:\n      informative_only: false\n")
 
     def evaluations(*configs):
         out = subprocess.run([sys.executable, "-m", "snakemake", "-n", "-p", "--cores", "8", "--configfile",
@@ -376,9 +370,12 @@ def test_informative_only_judge_evaluations_read_the_validation(tmp_path):
         return [shlex.split(line[line.index("python -m rcfd"):]) for line in out.splitlines()
                 if "python -m rcfd evaluate " in line]
 
-    for words in evaluations():
-        assert "--judge-validation" not in words
-    on = evaluations("informative.yaml")
-    movies = [w for w in on if any("runs/movies/" in x for x in w)]
-    assert movies and all(w[w.index("--judge-validation") + 1].endswith("/judge/movies.csv") for w in movies)
-    assert all("--judge-validation" not in w for w in on if w not in movies)
+    def task_of(words):
+        return next(x.split("runs/")[1].split("/")[0] for x in words if "runs/" in x)
+
+    default = evaluations()
+    assert default and all(w[w.index("--judge-validation") + 1].endswith(f"/judge/{task_of(w)}.csv") for w in default)
+    off = evaluations("all_questions.yaml")
+    movies = [w for w in off if task_of(w) == "movies"]
+    assert movies and all("--judge-validation" not in w for w in movies)
+    assert all("--judge-validation" in w for w in off if w not in movies)

@@ -5,9 +5,9 @@ import shlex
 
 from rcfd.config import SOURCE_ASSETS, check_config, check_config_files
 from rcfd.methods import METHOD_REGEX, TRAINED_REGEX, alpha_name, beta_name, parse_method, with_algorithm
-from rcfd.plots import FIGURES as PAPER_FIGURES
+from rcfd.report.plots import FIGURES as PAPER_FIGURES
 from rcfd.provenance import params_hash
-from rcfd.tables import TABLES as PAPER_TABLES, labels_of
+from rcfd.report.tables import TABLES as PAPER_TABLES, labels_of
 
 
 check_config_files(workflow.configfiles or [workflow.source_path("../../config.yaml")])
@@ -165,7 +165,7 @@ def table_option(w, output):
 
 
 def figure_outputs(name):
-    """A paper figure's files, and its table's where rcfd.plots.FIGURES gives it one."""
+    """A paper figure's files, and its table's where rcfd.report.plots.FIGURES gives it one."""
     return figure_files(name) + (table_files(name) if PAPER_FIGURES[name].table else [])
 
 
@@ -194,12 +194,14 @@ def train_params(task, method, seed):
         return as_json({"sft": with_runtime(t["sft"], seed)})
     if parse_method(method).kind == "dpo":  # its start, the SFT policy, is also an input of the rule
         return as_json({"dpo": with_runtime(t["dpo"], seed), "sft_policy": f"{run_dir(task, 'sft', seed)}/policy"})
-    return as_json({"rl": with_runtime(t["rl"], seed), **score_params(task)})  # the algorithm: in the method's name
+    rl = {**t["rl"], "sampling": t.get("sampling", {})}
+    return as_json({"rl": with_runtime(rl, seed), **score_params(task)})  # the algorithm: in the method's name
 
 
 def generate_params(task, method, seed):
-    """The task's sampling settings, with a decoding baseline's own (greedy, temp<t>, nucleus<p>)."""
-    return as_json(with_runtime({**config[task]["generate"], **parse_method(method).generation_overrides}, seed))
+    """The task's generation and sampling settings, with a decoding baseline's own (greedy, temp<t>, nucleus<p>)."""
+    generate = {**config[task]["generate"], "sampling": config[task].get("sampling", {})}
+    return as_json(with_runtime({**generate, **parse_method(method).generation_overrides}, seed))
 
 
 def evaluate_params(task):
@@ -246,7 +248,7 @@ def algorithm_runs(task, filename):
     return [f"{run_dir(task, m, config['seeds'][0])}/{filename}" for m in rl]
 
 
-# the tables and figures each task produces (from the registries in rcfd.tables and rcfd.plots)
+# the tables and figures each task produces (from the registries in rcfd.report.tables and rcfd.report.plots)
 TASK_OUTPUTS = {task: ([n for n, t in PAPER_TABLES.items() if t.task == task],
                        [n for n, f in PAPER_FIGURES.items() if f.task == task]) for task in ("movies", "wiki", "summaries")}
 

@@ -1,4 +1,4 @@
-# Prompts and demonstrations, the reward model, and the demonstrations' rewards.
+# Prompts and demonstrations (and the reward model's data), one rule per use case.
 
 
 # one rule per use case (prepare_movies, prepare_wiki, prepare_summaries): its data source (an offline
@@ -32,54 +32,3 @@ for task, has_rm_data in (("movies", True), ("wiki", False), ("summaries", True)
         shell:
             "python -m rcfd {params.step:q} --threads {threads} --params {params.p:q} --source {params.source:q}"
             " --policy {params.policy:q} {params.outputs} > {log:q} 2>&1"
-
-
-rule train_reward_model:
-    input:
-        data=f"{R}/data/{{task}}/rm_data.jsonl",
-        prompts=f"{R}/data/{{task}}/prompts.jsonl",
-        base=model_input("reward_base"),
-    output:
-        model=directory(f"{R}/reward_models/{{task}}/model"),
-        metrics=f"{R}/reward_models/{{task}}/metrics.json",
-        histogram=multiext(f"{R}/reward_models/{{task}}/demo_rewards", ".pdf", ".png"),
-    params:
-        p=lambda w: as_json({"train": with_runtime(config[w.task]["reward_model"]["train"], config[w.task]["data"]["seed"]),
-                             "score": score_params(w.task)["reward_model"]}),
-        base=model_arg("reward_base", "base"),
-    priority: 1  # the longest jobs: start them as soon as their inputs exist
-    threads: config["threads_per_job"]
-    resources:
-        **job_resources("train_reward_model"),
-    log:
-        f"{LOGS}/train_reward_model/{{task}}.log",
-    benchmark:
-        f"{BENCH}/train_reward_model/{{task}}.tsv"
-    conda:
-        "../envs/rcfd.yaml"
-    shell:
-        "python -m rcfd train_reward_model --threads {threads} --params {params.p:q} --base {params.base:q} --data {input.data:q}"
-        " --prompts {input.prompts:q} --out {output.model:q} --metrics {output.metrics:q} > {log:q} 2>&1"
-
-
-rule score_demos:
-    input:
-        prompts=f"{R}/data/{{task}}/prompts.jsonl",
-        rm=lambda w: reward_model_input(w.task),
-    output:
-        f"{R}/data/{{task}}/demos_scored.jsonl",
-    params:
-        p=lambda w: as_json(score_params(w.task)),
-        rm=reward_model_arg,
-    threads: config["threads_per_job"]
-    resources:
-        **job_resources("score_demos"),
-    log:
-        f"{LOGS}/score_demos/{{task}}.log",
-    benchmark:
-        f"{BENCH}/score_demos/{{task}}.tsv"
-    conda:
-        "../envs/rcfd.yaml"
-    shell:
-        "python -m rcfd score_demos --threads {threads} --params {params.p:q} --rm {params.rm:q} --prompts {input.prompts:q}"
-        " --out {output:q} > {log:q} 2>&1"

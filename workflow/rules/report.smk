@@ -1,11 +1,11 @@
 # Tables and figures, built from the per-run metrics, log-lik curves and scored samples.
 # One named rule per paper table/figure (`snakemake table5`), generated from the registries of
-# rcfd.tables and rcfd.plots; they differ only in the use case whose runs they read.
+# rcfd.report.tables and rcfd.report.plots; they differ only in the use case whose runs they read.
 # Each flags its CSV / PNG for the HTML report (`snakemake --report report.html`), with a caption
 # in workflow/report/<name>.rst; the flag leaves the output paths as they are.
 
 
-for name, spec in PAPER_TABLES.items():  # table1, table5, table6 (rcfd.tables.TABLES)
+for name, spec in PAPER_TABLES.items():  # table1, table5, table6 (rcfd.report.tables.TABLES)
 
     rule:
         name:
@@ -35,7 +35,7 @@ for name, spec in PAPER_TABLES.items():  # table1, table5, table6 (rcfd.tables.T
             " --benchmarks {params.benchmarks:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
-for name, spec in PAPER_FIGURES.items():  # figure2 to figure5 (rcfd.plots.FIGURES)
+for name, spec in PAPER_FIGURES.items():  # figure2 to figure5 (rcfd.report.plots.FIGURES)
 
     rule:
         name:

@@ -29,10 +29,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..rewards import whiten
+from ..sampling import prefilled
+from ..utils import InputError, batched, log, pick_device, seed_everything
 from .checkpoints import KILL_DURING_SAVE_ENV, kill_if_due
-from .generate import prefilled
-from .rewards import whiten
-from .utils import InputError, batched, log, pick_device, seed_everything
 
 
 # --------------------------------------------------------------------------- the PPO mathematics
@@ -140,7 +140,7 @@ class PPOTrainer:
         enc = tok([r["prompt"] for r in rows], return_tensors="pt", padding=True).to(self.device)
         n_prompt = enc["input_ids"].shape[1]
         self.model.eval()
-        inputs = prefilled(self.model, enc["input_ids"], enc["attention_mask"]) if cfg.shared_prefill else enc
+        inputs = prefilled(self.model, enc["input_ids"], enc["attention_mask"]) if cfg.sampling.shared_prefill else enc
         ids = self.model.generate(**inputs, do_sample=True, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0,
                                   max_new_tokens=cfg.max_new_tokens, pad_token_id=tok.pad_token_id,
                                   eos_token_id=tok.eos_token_id)

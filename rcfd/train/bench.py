@@ -44,11 +44,12 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
+from ..rewards import ClassifierReward, RewardModelConfig, make_reward_func
+from ..sampling import SamplingConfig
+from ..utils import InputError, log, pick_device, pick_dtype, seed_everything, write_json
 from .checkpoints import Checkpoints
-from .rewards import ClassifierReward, RewardModelConfig, make_reward_func
+from .common import LoraTraining
 from .rl import RLConfig, rl_trainer
-from .train import LoraTraining
-from .utils import InputError, log, pick_device, pick_dtype, seed_everything, write_json
 
 SHAPES = {  # LlamaConfig arguments
     "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, vocab_size=512),
@@ -83,7 +84,8 @@ class BenchConfig(LoraTraining):
     generations: int = 2  # RLOO samples per prompt (its leave-one-out baseline needs 2; the paper's PPO: 1)
     warmup: int = 1
     steps: int = 3
-    gradient_checkpointing: bool = True  # TRL's RLOO default, which train_rl keeps
+    gradient_checkpointing: bool = True  # TRL's RLOO default
+    cpu_bf16: bool = False  # CPU: fp32, as plain TRL (GPUs train in bf16 either way)
     # our step's speed settings (rl.RLConfig): shared prompt prefill in sampling and loss, merged sampling,
     # bf16 sampling on CPU
     shared_prefill: bool = False
@@ -159,7 +161,7 @@ def peak_tflops(device_name: str) -> float:
     for key, tflops in PEAK_BF16_TFLOPS:
         if key.lower() in device_name.lower():
             return float(tflops)
-    log.info("no dense bf16 peak known for %r (rcfd.bench.PEAK_BF16_TFLOPS): MFU not reported (NaN)", device_name)
+    log.info("no dense bf16 peak known for %r (rcfd.train.bench.PEAK_BF16_TFLOPS): MFU not reported (NaN)", device_name)
     return float("nan")
 
 
@@ -291,8 +293,9 @@ def bench_rloo(cfg: BenchConfig, tok, prompts: list[str], device: str, ours: boo
         rl = RLConfig(steps=n_steps, prompts_per_step=cfg.prompts, num_generations=cfg.generations,
                       max_new_tokens=cfg.new_tokens, lora=cfg.lora, seed=cfg.seed, device=device,
                       cpu_bf16=cfg.cpu_bf16, gradient_checkpointing=cfg.gradient_checkpointing,
-                      shared_prefill=cfg.shared_prefill, merged_generation=cfg.merged_generation,
-                      cpu_bf16_sampling=cfg.cpu_bf16_sampling)
+                      merged_generation=cfg.merged_generation,
+                      sampling=SamplingConfig(shared_prefill=cfg.shared_prefill, cpu_bf16=cfg.cpu_bf16_sampling,
+                                              attention="", inverse_cdf=False))
         trainer = rl_trainer(model, tok, [{"prompt": p, "demo_reward": r} for p, r in zip(prompts, demo_rewards)],
                              make_reward_func("rcfd", rm), 0.0, rl, Checkpoints(work / "ours"))
     else:

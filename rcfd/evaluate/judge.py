@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .utils import InputError, batched, cpu_autocast, log
+from ..utils import InputError, batched, cpu_autocast, log
 
 FIELDS = {"text", "prompt", "completion", "example", "example_completion"}
 
@@ -41,9 +41,9 @@ class JudgeConfig:
     no_words: list[str] = field(default_factory=lambda: ["No", " No"])
     validation: dict = field(default_factory=dict)  # how it is validated (judge_validation.ValidationConfig)
     # ask only the questions the validation found informative (judge_validation.informative_questions)
-    informative_only: bool = False
+    informative_only: bool = True
     device: str = "auto"
-    cpu_bf16: bool = False  # the evaluation's `cpu_bf16` (the workflow passes it): bf16 autocast on CPU
+    cpu_bf16: bool = True  # the evaluation's `cpu_bf16` (the workflow passes it): bf16 autocast on CPU
 
     def __post_init__(self):
         for name, template in self.questions.items():
@@ -90,8 +90,8 @@ class Judge:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from .models import load_tokenizer
-        from .utils import pick_device, pick_dtype
+        from ..models import load_tokenizer
+        from ..utils import pick_device, pick_dtype
 
         self.cfg, device = cfg, pick_device(cfg.device)
         self.tok = load_tokenizer(path, padding_side="left")

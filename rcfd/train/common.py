@@ -9,9 +9,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..models import LoraSettings
+from ..utils import InputError, atomic, cpu_bf16_in_use
 from .checkpoints import Checkpoints
-from .models import LoraSettings
-from .utils import InputError, atomic, cpu_bf16_in_use
 
 
 @dataclass
@@ -19,13 +19,15 @@ class LoraTraining:
     """What every LoRA policy-training step shares."""
 
     lora: LoraSettings = field(default_factory=LoraSettings)
-    gradient_checkpointing: bool = True  # TRL's default: recompute activations in backward, memory for time
+    # recompute activations in the backward pass (TRL's default): memory for time; off: at this
+    # scale every training job fits without it and runs faster (docs/time.md)
+    gradient_checkpointing: bool = False
     # CPU only (GPUs always train in bf16): autocast the forward and backward matmuls to bf16. On CPUs
     # with AVX512-BF16 or AMX it runs a LoRA step of SmolLM2-135M 1.7x faster; elsewhere it would be
     # emulated, far slower than fp32, so it falls back to fp32 (utils.cpu_bf16_in_use).
-    cpu_bf16: bool = False
+    cpu_bf16: bool = True
     checkpoint_steps: int = 0  # save a resumable checkpoint every N optimizer steps (0: never)
-    processes: int = 1  # data-parallel processes, one per GPU (rcfd.distributed); batches stay global
+    processes: int = 1  # data-parallel processes, one per GPU (rcfd.train.distributed); batches stay global
     seed: int = 0
     device: str = "auto"
 

@@ -9,7 +9,7 @@ another", the test-set-leak criterion of the data step. It is exact: an inverted
 shingle to the texts that have it counts the shared shingles of every candidate pair, no hashing or
 sampling (IMDB's 25,000 reviews: 17 s on one CPU core).
 
-The data steps (rcfd.data) use it twice: `without_near_copies` drops near-copies among the source
+The data steps (rcfd.data.movies, wiki, summaries) use it twice: `without_near_copies` drops near-copies among the source
 texts before splitting, and `check_disjoint` refuses prepared data in which a text of one split is a
 near-copy of a text of another; `near_copy_report` is the step's metrics.
 """
@@ -20,7 +20,7 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from .utils import InputError, log
+from ..utils import InputError, log
 
 _WORD = re.compile(r"\w+")
 
@@ -138,3 +138,15 @@ def without_near_copies(items: list[dict], text, cfg: DedupConfig) -> tuple[list
 def split_sizes(rows: list[dict], name: str) -> dict[str, int]:
     """{<name>_train: n, <name>_eval: n}: the rows per split, for the data step's report."""
     return {f"{name}_{s}": sum(r["split"] == s for r in rows) for s in ("train", "eval")}
+
+
+@dataclass
+class NearCopyConfig:
+    """Near-copy detection of a data step (rcfd.data.dedup), for every use case."""
+
+    near_copy_ngram: int = 8  # words per shingle
+    near_copy_threshold: float = 0.5  # near-copies share at least this fraction of the smaller text's shingles
+
+    @property
+    def dedup(self) -> DedupConfig:
+        return DedupConfig(self.near_copy_ngram, self.near_copy_threshold)

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from .utils import log
+from ..utils import log
 
 
 def is_launched() -> bool:

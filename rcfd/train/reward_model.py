@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from .rewards import ClassifierReward, RewardModelConfig, encode, set_head_activation
-from .utils import InputError, batched, cpu_autocast, log, pick_device, seed_everything
+from ..rewards import ClassifierReward, RewardModelConfig, encode, set_head_activation
+from ..utils import InputError, batched, cpu_autocast, log, pick_device, seed_everything
 
 
 @dataclass
@@ -22,7 +22,7 @@ class RewardTrainConfig:
     weight_decay: float = 0.01
     loss: str = "classification"  # "classification" (label per text) or "bradley_terry" (preference pairs)
     head_activation: str = "tanh"  # "relu": DistilBERT's unbounded head (rewards.set_head_activation)
-    cpu_bf16: bool = False  # on CPU, forward and backward under bf16 autocast (utils.cpu_autocast); scoring stays fp32
+    cpu_bf16: bool = True  # on CPU, forward and backward under bf16 autocast (utils.cpu_autocast); scoring stays fp32
     seed: int = 0
     device: str = "auto"
 

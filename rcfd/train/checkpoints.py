@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-from .utils import log
+from ..utils import log
 
 KILL_ENV = "RCFD_KILL_AFTER_STEP"  # the preemption test sets it: SIGKILL after this step's checkpoint
 KILL_DURING_SAVE_ENV = "RCFD_KILL_DURING_SAVE"  # SIGKILL while this step's checkpoint is being written
@@ -66,7 +66,7 @@ class Checkpoints:
 
 def is_complete(path: Path) -> bool:
     """Whether a checkpoint folder was written to the end: the Trainer writes trainer_state.json
-    last (a kill before or during that write leaves it missing or cut); rcfd.ppo renames a finished
+    last (a kill before or during that write leaves it missing or cut); rcfd.train.ppo renames a finished
     folder into place, so its ppo_state.pt is there only when the rest is."""
     if (path / "ppo_state.pt").exists():
         return True

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..rewards import LogLikelihood, load_reward_model, mean_or_nan
+from ..utils import InputError, from_params, log, pick_device
 from . import metrics as M
-from .rewards import LogLikelihood, load_reward_model, mean_or_nan
-from .utils import InputError, from_params, log, pick_device
 
 
 @dataclass
@@ -52,7 +52,7 @@ def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params:
     # demonstrations' rewards it is compared with (A) come from score_demos in that precision, and
     # a precision change alone would move A.
     same_model = rm.get("kind") == "loglik" and models.rm == models.policy
-    bf16 = rm.get("cpu_bf16", False) if same_model else params.get("cpu_bf16", False)
+    bf16 = rm.get("cpu_bf16", True) if same_model else params.get("cpu_bf16", True)
     base = LogLikelihood(models.policy, rm["batch_size"], pick_device(rm["device"]), bf16)
     token_lps = base.token_logprobs(prompts, completions)
     loglik = [mean_or_nan(t) for t in token_lps]
@@ -84,7 +84,7 @@ def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params:
     if "vader_success" in params.get("proxies", []):
         row["success_vader"] = M.vader_success(texts)
     if params.get("judge"):
-        judge = {**params["judge"], "cpu_bf16": params.get("cpu_bf16", False)}
+        judge = {**params["judge"], "cpu_bf16": params.get("cpu_bf16", True)}
         row.update(judge_scores(models.judge, judge, rm["device"], gens, scored, train))
     if params.get("mauve"):  # the demonstrations against themselves would be trivially 1: left empty
         row["mauve"] = float("nan") if is_demonstrations else \
@@ -96,7 +96,7 @@ def evaluate_run(demos: list[dict], gens: list[dict], train: list[dict], params:
 
 def judge_scores(judge: str | None, params: dict, device: str, gens: list[dict], scored: list[dict],
                  train: list[dict]) -> dict[str, float]:
-    """The LLM judge's scores of one run (rcfd/judge.py); each judged sample's soft score per
+    """The LLM judge's scores of one run (rcfd/evaluate/judge.py); each judged sample's soft score per
     question is added to its scored row (judge_<question>)."""
     from . import judge as J
 

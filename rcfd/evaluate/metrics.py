@@ -1,7 +1,7 @@
 """Evaluation metrics: alignment score A, average reward, diversity (distinct-n, self-BLEU),
 repetition within a text (seq-rep-n), log-likelihood as a function of position, MAUVE between
 generations and demonstrations, and VADER success (a lexicon proxy of the judge's success question;
-the LLM judge itself is rcfd/judge.py). Every sample counts in every metric: an empty one is scored
+the LLM judge itself is rcfd/evaluate/judge.py). Every sample counts in every metric: an empty one is scored
 by EMPTY_RULE, never dropped.
 
 Alignment score (paper §4): A = KL(rho_demo || rho_policy), the forward KL from the distribution of
@@ -81,7 +81,7 @@ def calibration_decomposition(prompt_ids, rewards, demo_rewards) -> dict[str, fl
 
     frame = pd.DataFrame({"id": list(prompt_ids), "r": np.asarray(rewards, float), "d": np.asarray(demo_rewards, float)})
     if frame.empty or not np.isfinite(frame[["r", "d"]].to_numpy()).all():
-        raise ValueError("calibration decomposition needs finite rewards, one or more (rcfd.metrics.EMPTY_RULE)")
+        raise ValueError("calibration decomposition needs finite rewards, one or more (rcfd.evaluate.metrics.EMPTY_RULE)")
     per_prompt = frame.groupby("id", sort=False).agg(m=("r", "mean"), within=("r", lambda r: r.var(ddof=0)),
                                                      d=("d", "first"), se=("r", "size"))
     per_prompt["se"] = frame.assign(se=(frame["r"] - frame["d"]) ** 2).groupby("id", sort=False)["se"].mean()

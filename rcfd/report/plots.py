@@ -10,7 +10,7 @@ figure4  use case 3: average R_RM against average length over the R_alpha sweep 
          the demonstrations' point and RCfD's (one and two rewards)
 
 With two or more seeds, what is summarised per method shows its spread over seeds as a 95%
-confidence interval of the mean (Student t, rcfd.tables.ci95): error bars on the judge-proxy
+confidence interval of the mean (Student t, rcfd.report.tables.ci95): error bars on the judge-proxy
 bars and on the front's points, a shaded band around the log-likelihood curves and around each
 histogram's mean line. Histograms and densities pool the samples of every seed.
 """
@@ -28,9 +28,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from .methods import parse_method, run_sort_key, sort_key, split_run  # noqa: E402
-from .tables import CI, FRONT_CAPTION, ci95, front_table, in_alpha_sweep, non_dominated, plateau, summarise  # noqa: E402
-from .utils import atomic  # noqa: E402
+from ..methods import parse_method, run_sort_key, sort_key, split_run  # noqa: E402
+from ..utils import atomic  # noqa: E402
+from .analysis import FRONT_CAPTION, front_table, in_alpha_sweep, non_dominated, plateau  # noqa: E402
+from .tables import CI, ci95, summarise  # noqa: E402
 
 
 @dataclass
@@ -134,7 +135,7 @@ def training_curves(logs: dict[str, pd.DataFrame], prefix: str | Path, demos: di
 
 def plateau_note(reward: pd.Series) -> str:
     """'Δ last quarter +0.05 ± 0.04, step sd 0.31': the change of the mean from the third to the
-    last quarter of the steps, its standard error and the per-step spread (rcfd.tables.plateau)."""
+    last quarter of the steps, its standard error and the per-step spread (rcfd.report.analysis.plateau)."""
     p = plateau(reward)
     return f"Δ last quarter {p['delta']:+.2f} ± {p['se']:.2f}, step sd {p['sd']:.2f}"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..models import load_tokenizer
+from ..utils import pick_device, pick_dtype, seed_everything
 from .checkpoints import Checkpoints, fault_injection, fit
-from .models import load_tokenizer
-from .train import LoraTraining, per_process, trainer_args
-from .utils import pick_device, pick_dtype, seed_everything
+from .common import LoraTraining, per_process, trainer_args
 
 
 @dataclass
@@ -63,7 +63,7 @@ def train_dpo(policy: str, sft_adapter: str | Path, rows: list[dict], cfg: DPOSt
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    from .models import load_policy
+    from ..models import load_policy
 
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)

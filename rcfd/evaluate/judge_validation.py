@@ -14,7 +14,7 @@ The cases are split in two halves by a seeded shuffle: `val` chooses the Yes thr
 score P(Yes) / (P(Yes) + P(No)) (the one with the best balanced accuracy: the argmax, 0.5, is
 degenerate for a judge that answers No to everything), `test` reports the AUC of the soft score and
 the accuracy of the argmax answer and of the calibrated threshold. A question is informative when
-its test AUC reaches `min_auc`; the tables leave the others out (rcfd.tables.apply_judge_validation).
+its test AUC reaches `min_auc`; the tables leave the others out (rcfd.report.tables.apply_judge_validation).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .utils import InputError
+from ..utils import InputError
 
 
 @dataclass
