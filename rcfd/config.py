@@ -31,6 +31,9 @@ TEMPLATE_FIELDS = {"judge question": {"text", "prompt", "completion", "example",
                    "summary instruction": {"aspect"}}
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
 MAX_STEPS = 10_000_000  # far beyond any run here or in the paper: a larger value is a typo
+KL_SAMPLING_NEEDS = ("config key 'rl.kl_logprobs' 'sampling' (the default) at beta > 0: needs rl.top_p 1, "
+                     "rl.old_logprobs 'loss' and rl.num_iterations 1 (the draw's distribution is then the policy the "
+                     "loss trains); set rl.kl_logprobs: recompute otherwise")
 
 
 def strict_validator(schema: dict):
@@ -142,6 +145,18 @@ def batch_errors(task: str, t: dict) -> list[str]:
     return errors
 
 
+def kl_errors(task: str, t: dict, algorithm: str) -> list[str]:
+    """RLOO's KL log-probabilities read at the draws (`rl.kl_logprobs: sampling`, the default) hold
+    only where the draw's distribution is the trained policy's: checked for a task with a beta > 0."""
+    rl = t.get("rl", {})
+    betas = [b for b in t.get("betas", []) if isinstance(b, (int, float)) and b > 0]
+    if algorithm == "ppo" or not betas or rl.get("kl_logprobs", "sampling") != "sampling":
+        return []
+    if rl.get("top_p", 1) != 1 or rl.get("old_logprobs", "loss") != "loss" or rl.get("num_iterations", 1) != 1:
+        return [KL_SAMPLING_NEEDS.replace("config key '", f"config key '{task}.", 1)]
+    return []
+
+
 def pair_length_errors(task: str, t: dict) -> list[str]:
     """A preference RM scores (document, completion) pairs and cuts only the document (rewards.encode):
     its max_length must hold the longest completion a policy may write beside a document of at
@@ -188,7 +203,7 @@ def semantic_errors(config: dict) -> list[str]:
         if asset and asset not in config.get("assets", {}):
             errors.append(f"config key '{task}.data.source': {t['data']['source']!r} reads the asset 'assets.{asset}', "
                           "which the config does not define")
-        errors += method_errors(task, t) + batch_errors(task, t)
+        errors += method_errors(task, t) + batch_errors(task, t) + kl_errors(task, t, config.get("algorithm", "rloo"))
         judge = t.get("evaluate", {}).get("judge", {})
         for name, question in judge.get("questions", {}).items():
             errors += template_errors(str(question), TEMPLATE_FIELDS["judge question"],

@@ -553,8 +553,9 @@ def test_kl_from_the_sampled_tokens_log_probabilities(tmp_path, monkeypatch):
     assert abs(recomputed["kl"]) > 1e-3
     assert sampled["kl"] == pytest.approx(recomputed["kl"], rel=1e-4, abs=1e-6)
     for bad in (dict(top_p=0.9), dict(old_logprobs="recompute"), dict(num_iterations=2)):
-        with pytest.raises(InputError, match="rl.kl_logprobs"):
-            RLConfig(kl_logprobs="sampling", **bad)
+        with pytest.raises(InputError, match="rl.kl_logprobs"):  # at beta > 0 only
+            tiny_rl_trainer(tmp_path, beta=0.1, kl_logprobs="sampling", **bad)("bad")
+        tiny_rl_trainer(tmp_path, beta=0.0, kl_logprobs="sampling", **bad)("beta0")  # the KL is not used
     with pytest.raises(InputError, match="rl.kl_logprobs"):
         PPOConfig(kl_logprobs="sampling")
     assert RLConfig().kl_logprobs == "sampling" and PPOConfig().kl_logprobs == "recompute"

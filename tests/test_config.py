@@ -119,6 +119,10 @@ MALFORMED = [
     (("movies", "rl", "temperature"), 0, "config key 'movies.rl.temperature'"),
     (("movies", "rl", "top_p"), NAN, "config key 'movies.rl.top_p': nan is not a finite number"),
     (("movies", "rl", "top_p"), 1.5, "config key 'movies.rl.top_p': 1.5 is greater than the maximum of 1"),
+    # the KL log-probs read at the draws (the default) need the draw to be the trained policy's (movies: beta > 0)
+    (("movies", "rl", "top_p"), 0.9, "config key 'movies.rl.kl_logprobs' 'sampling' (the default) at beta > 0"),
+    (("movies", "rl", "old_logprobs"), "recompute", "config key 'movies.rl.kl_logprobs' 'sampling'"),
+    (("movies", "sampling"), {"attention": "flash"}, "config key 'movies.sampling.attention'"),
     (("movies", "rl", "num_generations"), 1, "config key 'movies.rl"),
     (("movies", "rl", "max_new_tokens"), 0, "config key 'movies.rl.max_new_tokens'"),
     (("wiki", "rl", "old_logprobs"), "reuse", "config key 'wiki.rl.old_logprobs': 'reuse' is not one of"),

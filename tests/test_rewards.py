@@ -75,7 +75,7 @@ def test_loglikelihood_matches_a_hand_computation(tiny_models):
         with torch.no_grad():
             logp = torch.log_softmax(model(ids).logits[0], -1)
         expected.append(sum(logp[len(px) + i - 1, t].item() for i, t in enumerate(py)) / len(py))
-    got = LogLikelihood(tiny_models["llama"], batch_size=2, cpu_bf16=False).score(prompts, conts)  # padded == one by one, fp32
+    got = LogLikelihood(tiny_models["llama"], batch_size=2, cpu_bf16=False).score(prompts, conts)  # padded == alone
     assert got == pytest.approx(expected, abs=1e-4)
 
 

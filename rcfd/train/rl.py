@@ -13,6 +13,7 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
+from ..config import KL_SAMPLING_NEEDS
 from ..models import load_tokenizer
 from ..sampling import SamplingConfig, sampling_config, share_prefill
 from ..utils import InputError, from_params, log, pick_device, pick_dtype, seed_everything
@@ -58,7 +59,8 @@ class RLConfig(LoraTraining):
     # it was drawn from, recorded at the draw: the sampling policy's, without that forward; the
     # ratio's then come from the loss forward, as `old_logprobs: loss`). "sampling" needs top_p = 1
     # (the draw's distribution is then the policy's at `temperature`), old_logprobs "loss" and one
-    # iteration (trl_patches.LossLogprobs).
+    # iteration (trl_patches.LossLogprobs); it applies at beta > 0 only (rcfd.config and rl_trainer check that
+    # a task with a beta > 0 has them).
     kl_logprobs: str = "sampling"
     # how tokens are sampled (config `<task>.sampling`, shared with generation): rcfd.sampling
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
@@ -74,9 +76,6 @@ class RLConfig(LoraTraining):
                              ("kl_logprobs", ("recompute", "sampling"))):
             if getattr(self, key) not in allowed:
                 raise InputError(f"config key 'rl.{key}' {getattr(self, key)!r}: expected one of {allowed}")
-        if self.kl_logprobs == "sampling" and (self.top_p != 1 or self.old_logprobs != "loss" or self.num_iterations != 1):
-            raise InputError("config key 'rl.kl_logprobs' 'sampling': needs rl.top_p 1, rl.old_logprobs 'loss' and "
-                             "rl.num_iterations 1 (the draw's distribution is then the policy the loss trains)")
 
 
 # what rcfd.train.ppo's own loop does not do (it samples with plain `generate` and trains in fp32):
@@ -227,6 +226,8 @@ def rl_trainer(model, tok, rows: list[dict], reward_func, beta: float, cfg: RLCo
         SharedPrefixLoss(trainer)  # first: LossLogprobs wraps this forward
     on_policy = cfg.num_iterations == 1 and args.steps_per_generation == args.gradient_accumulation_steps
     kl_sampled = beta > 0 and cfg.kl_logprobs == "sampling"
+    if kl_sampled and (cfg.top_p != 1 or cfg.old_logprobs != "loss" or cfg.num_iterations != 1):
+        raise InputError(KL_SAMPLING_NEEDS)
     if kl_sampled and not on_policy:
         raise InputError("config key 'rl.kl_logprobs' 'sampling': needs one generation per optimizer step")
     sampling = SamplingContext(trainer, device, cfg.sampling, record=kl_sampled)  # first: merging is outside it

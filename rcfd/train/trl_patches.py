@@ -139,8 +139,9 @@ class SharedPrefixLoss:
     (`index_select`: differentiable, the samples' gradients add up in the shared prefix) and the
     last prompt token plus the completion run on every row: the same positions (TRL's, 0..L-1, as
     the cache continues them) and, in exact arithmetic, the same log-probabilities and gradient.
-    Falls back to TRL's forward when no prompt repeats and under activation recomputation (which
-    runs without a cache). Wraps this trainer's `_get_per_token_logps_and_entropies`."""
+    Falls back to TRL's forward when no prompt repeats, under activation recomputation (which runs
+    without a cache) and in data-parallel training (rl.processes > 1). Wraps this trainer's
+    `_get_per_token_logps_and_entropies`."""
 
     def __init__(self, trainer):
         logprobs = trainer._get_per_token_logps_and_entropies
@@ -153,7 +154,9 @@ class SharedPrefixLoss:
 
             prefix = input_ids.size(1) - logits_to_keep - 1  # every prompt token but the last
             other_inputs = compute_aux_loss or any(v is not None for v in multimodal.values())
-            if prefix < 1 or other_inputs or getattr(model, "is_gradient_checkpointing", False):
+            # a data-parallel wrapper (DDP) has no `config`, and its gradient sync expects one forward per backward
+            wrapped = not hasattr(model, "config")
+            if prefix < 1 or other_inputs or wrapped or getattr(model, "is_gradient_checkpointing", False):
                 return trl()
             with trainer.accelerator.autocast():
                 cache = prefix_cache(model, input_ids[:, :prefix], attention_mask[:, :prefix])
