@@ -32,13 +32,14 @@ STEPS = {
                                  "judge_validation", "scored", "metrics", "curve"]),
     "validate_judge": ("evaluate.steps", ["judge", "data", "rm_data", "cases", "out"]),
     "table": ("report.steps", ["metrics+", "scored+", "judge_validation+", "benchmarks", "out"]),
-    "time_breakdown": ("report.steps", ["benchmarks", "policies+", "out"]),
+    "time_breakdown": ("report.steps", ["benchmarks", "policies+", "metrics+", "out"]),
     "figure": ("report.steps", ["scored+", "metrics+", "curves+", "out", "table"]),
     "comparison": ("report.steps", ["metrics+", "scored+", "judge_validation+", "out"]),
     "appendix_alignment": ("report.steps", ["scored+", "metrics+", "out"]),
     "calibration": ("report.steps", ["scored+", "metrics+", "out"]),
     "rloo_vs_ppo": ("report.steps", ["metrics+", "policies+", "out"]),
     "training_curves": ("report.steps", ["policies+", "demos", "out", "table"]),
+    "gold_vs_proxy": ("report.steps", ["scored+", "judge_validation+", "out", "figure"]),
     "bench": ("train.steps", ["shape", "use_case", "out"]),
 }
 

@@ -194,6 +194,13 @@ def test_time_breakdown_by_hand(tmp_path):
                                             "peak memory (GB)": round(3000 / 1024, 2)}
     assert table.loc["total", "jobs"] == 4 and table.loc["total", "job-minutes"] == 15.1
     assert table.loc["total", "peak memory (GB)"] == round(3500 / 1024, 2)
+    # the evaluations' seconds in the LLM judge: a row under evaluate, not counted again in the total
+    judged = time_breakdown(jobs, ["train", "evaluate", "table6"], pd.Series([60.0, 120.0, float("nan")]))
+    judged = judged.set_index("rule")
+    assert list(judged.index) == ["train", "evaluate", "  of which the LLM judge", "table6", "total"]
+    assert judged.loc["  of which the LLM judge", ["jobs", "job-minutes", "longest job (min)"]].tolist() == [2, 3.0, 2.0]
+    assert judged.loc["  of which the LLM judge", "share (%)"] == round(100 * 3 / 15.1, 2)
+    assert judged.loc["total", "job-minutes"] == 15.1
     with pytest.raises(InputError, match="no benchmark file of this workflow's rules"):
         time_breakdown(jobs, ["figure2"])
     (b / "table6.tsv").write_text("a\tb\n1\t2\n")
@@ -304,3 +311,35 @@ def test_caption_says_when_runs_predate_the_empty_sample_rule():
     assert caption_of(metrics.drop(columns="empty_share"), TABLES["table6"]).endswith(PREDATES_EMPTY_RULE)
     mixed = metrics.assign(empty_share=[None] + list(metrics["empty_share"][1:]))
     assert caption_of(mixed, TABLES["table6"]).endswith(PREDATES_EMPTY_RULE)
+
+
+def test_wilson_interval_by_hand_and_against_scipy():
+    from scipy.stats import binomtest
+
+    from rcfd.report.tables import wilson_ci95
+
+    # 0 of 10: the interval is [0, z^2 / (n + z^2)] = [0, 3.8415 / 13.8415]
+    assert wilson_ci95(0, 10) == pytest.approx(3.841459 / 13.841459 / 2, rel=1e-5)
+    for k, n in [(30, 100), (48, 96), (1, 32), (96, 96)]:
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson_ci95(k, n) == pytest.approx((ci.high - ci.low) / 2, rel=1e-6)
+    # the bar the judge's sample size is set for: 96 judged samples, the worst case p = 1/2
+    assert wilson_ci95(48, 96) < 0.10
+
+
+def test_judge_columns_pool_the_judged_samples_of_every_seed():
+    """A judge column is the fraction over all seeds' judged samples with its Wilson half-width,
+    also with one seed; the other columns keep the mean and t interval over seeds."""
+    from rcfd.report.tables import CI, summary, wilson_ci95
+
+    metrics = _metrics()
+    metrics["judge_success"] = [0.5, 1.0] * 4  # seed 0: 2 of 4; seed 1: 2 of 2
+    metrics["judge_success_judged"] = [4, 2] * 4
+    table = summary(metrics, TABLES["table6"])
+    assert table.loc["rcfd", "judge_success"] == pytest.approx(round(4 / 6, 2))
+    assert table.loc["rcfd", "judge_success" + CI] == pytest.approx(round(float(wilson_ci95(4, 6)), 2))
+    assert table.loc["rcfd", "avg_reward"] == 1.5 and "avg_reward" + CI in table
+    one_seed = summary(metrics[metrics["seed"] == 0], TABLES["table6"])
+    assert "avg_reward" + CI not in one_seed  # one seed: no interval over seeds
+    assert one_seed.loc["rcfd", "judge_success" + CI] == pytest.approx(round(float(wilson_ci95(2, 4)), 2))
+    assert "Δ_demo" not in " ".join(one_seed.columns) and "judge_success_judged" not in one_seed

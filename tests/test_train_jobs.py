@@ -20,7 +20,8 @@ from rcfd.utils import write_jsonl
 from .conftest import CORPUS, REPO
 
 RL = {"steps": 4, "checkpoint_steps": 2, "prompts_per_step": 2, "num_generations": 2, "learning_rate": 1e-2,
-      "max_new_tokens": 6, "lora": {"r": 4, "lora_alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu"}
+      "max_new_tokens": 6, "lora": {"r": 4, "lora_alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu",
+      "snapshot_steps": [1, 3]}  # adapters kept along training (the gold-vs-proxy curve)
 SFT = {"steps": 4, "checkpoint_steps": 2, "logging_steps": 1, "batch_size": 4, "learning_rate": 1e-2, "max_length": 32,
        "lora": {"r": 4, "lora_alpha": 8, "dropout": 0.0}, "seed": 0, "device": "cpu"}
 
@@ -92,6 +93,14 @@ def assert_resumes_like(whole, whole_out, method, params, tiny_models, prompts, 
     log_b = pd.read_csv(out / "train_log.csv").dropna(subset=["loss"])
     tail = log_a[log_a["step"] > 2].reset_index(drop=True)
     pd.testing.assert_series_equal(tail["loss"], log_b[log_b["step"] > 2]["loss"].reset_index(drop=True))
+    if "rl" in params:  # the snapshots of steps 1 (before the kill) and 3 (after it) as in the whole run
+        assert sorted(p.name for p in (out / "snapshots").iterdir()) == ["step1", "step3"]
+        for step in ("step1", "step3"):
+            a, b = adapter(whole_out / "snapshots" / step), adapter(out / "snapshots" / step)
+            for k in a:
+                torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=f"{step} {k}")
+        first, last = adapter(out / "snapshots" / "step1"), adapter(out)
+        assert any(not torch.equal(first[k], last[k]) for k in first)  # an earlier adapter, not the final one
     if "rl" in params:  # RLOO and PPO log the samples' raw R_RM and length every step (rewards.log_monitors)
         for column in ("monitor/reward_model", "monitor/length", "monitor/empty"):
             assert log_a[column].notna().all() and log_b[column].notna().all(), column

@@ -19,6 +19,7 @@ import math
 import string
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -51,6 +52,12 @@ class JudgeConfig:
             if used - FIELDS:
                 raise InputError(f"evaluate.judge.questions.{name}: unknown field(s) {sorted(used - FIELDS)}; "
                                  f"expected some of {sorted(FIELDS)}")
+
+
+def judge_name(model: str) -> str:
+    """How results name the judge that scored them (a local folder's name or a hub id's last part), so
+    that a validation and an evaluation by different judges are never mixed (tables.apply_judge_validation)."""
+    return Path(str(model).rstrip("/")).name
 
 
 def answer_ids(tok, yes_words, no_words) -> tuple[list[int], list[int]]:
@@ -149,8 +156,8 @@ def summarise(soft: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def question_columns(columns) -> list[str]:
-    """The judge-score columns (judge_<q>, not the soft ones) among `columns`."""
-    return [c for c in columns if c.startswith("judge_") and not c.endswith("_soft")]
+    """The judge-score columns (judge_<q>, not their soft scores or judged counts) among `columns`."""
+    return [c for c in columns if c.startswith("judge_") and not c.endswith(("_soft", "_judged"))]
 
 
 def delta_demo(model: dict, demos: dict, columns: list[str]) -> float:

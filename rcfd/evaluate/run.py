@@ -111,8 +111,10 @@ def judge_scores(judge: str | None, params: dict, device: str, gens: list[dict],
     for name, s in soft.items():
         for i, v in zip(keep, s):
             scored[i][f"judge_{name}"] = float(v)
-    log.info("judge: %d samples x %d questions in %.1fs", len(keep), len(soft), time.time() - t0)
-    return {**J.summarise(soft), "n_judged": len(keep)}
+    seconds = time.time() - t0
+    log.info("judge: %d samples x %d questions in %.1fs", len(keep), len(soft), seconds)
+    return {**J.summarise(soft), "n_judged": len(keep), "judge_seconds": seconds,  # time_breakdown's judge row
+            "judge_model": J.judge_name(judge)}
 
 
 def mauve(features: str | None, params: dict, device: str, demos: list[str], completions: list[str]) -> float:

@@ -77,16 +77,18 @@ def step_validate_judge(a) -> None:
         cases = V.labelled_cases(task, question, rows, rm_rows, vcfg)
         if not cases:
             log.warning("judge question %r of %s: no labelled cases: not validated", question, task)
-            table.append(V.summarise_question(question, [], [], vcfg.min_auc))
+            table.append(V.summarise_question(question, [], []))
             continue
         for variant, wording in {"configured": template, **vcfg.variants.get(question, {})}.items():
             soft = judge.soft_scores([J.fill(wording, c, example, judge.cut) for c in cases])
-            table.append(V.summarise_question(question, cases, soft, vcfg.min_auc, variant))
+            table.append(V.summarise_question(question, cases, soft, variant))
             cases_out += [dict(c, question=question, variant=variant, soft=float(x)) for c, x in zip(cases, soft)]
     write_jsonl(a.cases, cases_out)
-    caption = (f"Judge validation ({task}, {cfg.label or 'LLM judge'}): per question, the AUC of the soft score "
-               "P(Yes)/(P(Yes)+P(No)) on labelled cases (val: chooses the Yes threshold; test: reported), the test "
-               "accuracy of the argmax answer (its Yes rate beside it) and of the calibrated threshold; a question "
-               f"whose test AUC is below {vcfg.min_auc} is not informative and left out of the tables and Δ_demo "
-               "(the tables use the configured wording; other variants are compared on the same cases)")
+    table = [dict(r, judge_model=J.judge_name(a.judge)) for r in V.select_wording(table, vcfg.min_auc)]
+    caption = (f"Judge validation ({task}, {cfg.label or 'LLM judge'}): per question and wording, the AUC of the soft "
+               "score P(Yes)/(P(Yes)+P(No)) on labelled cases. The val half chooses each question's wording (selected: "
+               "the best val AUC, the configured one on ties) and its Yes threshold; the test half reports: AUC (all "
+               "cases; hard: against the harder case family only), accuracy of the argmax answer (its Yes rate beside "
+               "it) and of the calibrated threshold. A question whose selected wording's test AUC is below "
+               f"{vcfg.min_auc} is not informative and left out of the tables and Δ_demo")
     write_step_table(a, pd.DataFrame(table), caption, decimals=3)

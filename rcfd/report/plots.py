@@ -290,3 +290,38 @@ def _judge_bars(fig, grid, metrics: pd.DataFrame, methods: list[str], palette) -
             ax.legend(fontsize=7)
         ax.set_ylabel(label, fontsize=8)
         ax.tick_params(axis="x", labelsize=7, rotation=30)
+
+
+def gold_vs_proxy_figure(table: pd.DataFrame, questions: list[str], curves: list[str], prefix: str | Path,
+                         cfg: FigureConfig = STYLE) -> list[Path]:
+    """One panel per gold question: gold (y) against proxy (x); each method of `curves` as a line
+    through its snapshots from the base model (step 0) to its end of training, step numbers beside the
+    points; every other method as a point at its end of training (± 95% CI); the demonstrations as
+    dashed lines. `table`: rcfd.report.gold.gold_vs_proxy."""
+    from .tables import CI
+
+    fig, axes = plt.subplots(1, max(1, len(questions)), figsize=(5 * max(1, len(questions)), 4), squeeze=False)
+    base = table[table["method"] == "base"]
+    for ax, q in zip(axes[0], questions or [None]):
+        for method, group in table.groupby("method", sort=False):
+            if method == "demonstrations":
+                ax.axvline(group["R_RM"].iloc[0], ls="--", c="gray", lw=1)
+                if q:
+                    ax.axhline(group[q].iloc[0], ls="--", c="gray", lw=1, label="demonstrations")
+                continue
+            if q is None:
+                continue
+            if method in curves:
+                path = pd.concat([base, group]).sort_values("step")
+                line, = ax.plot(path["R_RM"], path[q], marker="o", label=group["label"].iloc[0])
+                for _, r in path.iterrows():
+                    ax.annotate(str(r["step"]), (r["R_RM"], r[q]), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points", color=line.get_color())
+            else:
+                ax.errorbar(group["R_RM"], group[q], xerr=group["R_RM" + CI], yerr=group[q + CI], fmt="s",
+                            ms=4, capsize=2, label=group["label"].iloc[0], alpha=0.8)
+        ax.set_xlabel("proxy: mean R_RM")
+        ax.set_ylabel(f"gold: judge {q} (mean soft score)" if q else "no validated gold question")
+        ax.legend(fontsize=7)
+    fig.suptitle("Gold vs proxy (over-optimisation: proxy up, gold down)", fontsize=10)
+    return _save(fig, prefix, cfg)

@@ -66,6 +66,38 @@ def step_comparison(a) -> None:
                             if suffixes else ""))
 
 
+def step_gold_vs_proxy(a) -> None:
+    """Gold vs proxy (rcfd.report.gold): R_RM (the proxy) beside the judge's soft scores (the gold) on
+    params.questions that its validation (--judge-validation) finds informative, per method and along
+    the training of params.curves (their snapshots' scored samples among --scored); the table at --out,
+    the figure at --figure."""
+    import pandas as pd
+
+    from ..evaluate.judge_validation import used_rows
+    from .gold import gold_vs_proxy, run_of
+    from .plots import gold_vs_proxy_figure
+
+    rows = []
+    for path in a.scored:
+        method, step = run_of(path)
+        rows += [dict(r, method=method, step=step) for r in read_rows(path, ["method", "seed", "reward"])]
+    validation = pd.read_csv(a.judge_validation[0]).to_dict("records") if a.judge_validation else []
+    informative = {r["question"] for r in used_rows(validation) if str(r["informative"]).lower() == "true"}
+    questions = [q for q in a.params["questions"] if q in informative]
+    dropped = [q for q in a.params["questions"] if q not in informative]
+    table = gold_vs_proxy(pd.DataFrame(rows), questions, a.params["final_step"])
+    paths = gold_vs_proxy_figure(table, questions, a.params["curves"], a.figure)
+    write_step_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
+    caption = (f"Gold vs proxy ({a.params['task']}): per method (step: its end of training; the base model at 0) and "
+               f"along the training of {', '.join(a.params['curves'])} (their adapters at steps "
+               f"{', '.join(map(str, a.params['snapshot_steps']))}): the proxy R_RM and the gold, the judge's mean soft "
+               "score P(Yes)/(P(Yes)+P(No)) per question, over the judged samples of every seed, ± the half-width of a "
+               "95% normal interval, and each one's change (Δ) from the base model. Over-optimisation: R_RM up, gold down"
+               + (f"; not used as gold, the judge's validation finding them not informative: {', '.join(dropped)}"
+                  if dropped else ""))
+    write_step_table(a, table, caption, decimals=3)
+
+
 def step_rloo_vs_ppo(a) -> None:
     """RLOO next to PPO: the RL runs' metrics and, from each policy folder's train_log.csv, the
     wall seconds of its training steps (--policies in the order of --metrics)."""
@@ -155,10 +187,19 @@ def step_time_breakdown(a) -> None:
     if not Path(a.benchmarks).is_dir():
         raise InputError(f"--benchmarks {a.benchmarks}: no such folder")
     jobs = read_benchmarks(a.benchmarks)
+    judge = None
+    if a.metrics:  # the evaluations' metrics: the judge's seconds in each
+        from .tables import load_metrics
+
+        metrics = load_metrics(a.metrics)
+        judge = metrics["judge_seconds"] if "judge_seconds" in metrics else None
     caption = (f"Where the run's time goes: job-minutes per rule from Snakemake's benchmark files "
                f"({len(jobs)} jobs; jobs that ran side by side both count, so the total exceeds the wall time; "
-               f"CPU-minutes over job-minutes: the cores a job kept busy)")
-    write_step_table(a, time_breakdown(jobs, a.params["rules"]), caption)
+               f"CPU-minutes over job-minutes: the cores a job kept busy"
+               + ("; 'of which the LLM judge': the evaluation jobs' minutes in the judge, from their metrics, "
+                  "inside evaluate's and not counted again in the total; validate_judge: its validation)"
+                  if judge is not None and judge.notna().any() else ")"))
+    write_step_table(a, time_breakdown(jobs, a.params["rules"], judge), caption)
     if a.policies:  # and where an RL step's time goes, from the RL runs' training logs
         from .timing import rl_step_breakdown
 

@@ -17,7 +17,8 @@ CI = "_ci95"  # suffix of a column holding the 95% CI half-width of the column i
 
 
 CI_NOTE = (" Values: mean ± half-width of the 95% confidence interval of the mean over seeds (Student t, "
-           "n−1 degrees of freedom for n seeds); a value without ± comes from a single seed.")
+           "n−1 degrees of freedom for n seeds; the judge columns: Wilson, over the judged samples); a value "
+           "without ± comes from a single seed.")
 
 
 HUMAN = "demonstrations"
@@ -50,8 +51,9 @@ class TableConfig:
 
 JUDGE_NOTE = ("Judge columns: fraction of judged samples the LLM judge answers Yes (its soft score above the "
               "threshold calibrated on labelled cases, results/judge/<task>.csv; the header gives the question's "
-              "validated AUC); Δ_demo = Σ over the informative judge questions of |judge score − the "
-              "demonstrations' judge score| (the paper's chat-Llama-70B judge; at default scale a weak 135M proxy). "
+              "validated AUC), over every seed's judged samples together, ± the half-width of its Wilson 95% "
+              "interval (even with one seed); Δ_demo = Σ over the informative judge questions of |judge score − the "
+              "demonstrations' judge score| (the paper's chat-Llama-70B judge; here Qwen2.5-Coder-1.5B-Instruct). "
               "MAUVE: generations vs demonstrations on local sentence-encoder features.")
 
 
@@ -159,6 +161,34 @@ def ci95(values) -> float:
     return float(t.ppf(0.975, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
 
 
+JUDGED = "_judged"  # suffix of a run's count of judged samples behind the judge column it follows
+
+
+def wilson_ci95(k, n):
+    """Half-width of the Wilson score 95% interval of a binomial fraction k/n (NaN for n = 0): the
+    interval (p + z²/2n ± z·sqrt(p(1−p)/n + z²/4n²)) / (1 + z²/n), p = k/n, z = 1.96."""
+    k, n = np.asarray(k, float), np.asarray(n, float)
+    z2 = 1.959963984540054 ** 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = k / n
+        half = np.sqrt(z2) * np.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
+    return np.where(n > 0, half, np.nan)
+
+
+def pooled_fractions(frame: pd.DataFrame, by, columns: list[str]) -> pd.DataFrame:
+    """For each judge column with a judged count (`<column>_judged`): the fraction over every seed's
+    judged samples together per group, and its Wilson 95% half-width (`<column>_ci95`)."""
+    out = {}
+    for c in columns:
+        if c + JUDGED not in frame:
+            continue
+        n = frame[c + JUDGED].fillna(0)
+        k = (frame[c].fillna(0) * n).groupby(frame[by]).sum()
+        n = n.groupby(frame[by]).sum()
+        out[c], out[c + CI] = k / n.where(n > 0), pd.Series(wilson_ci95(k, n), index=n.index)
+    return pd.DataFrame(out)
+
+
 def summarise(frame: pd.DataFrame, by, columns: list[str]) -> pd.DataFrame:
     """Mean of `columns` per group of `by` (over seeds), each followed by `<column>_ci95` (NaN
     where a group has one seed)."""
@@ -185,30 +215,46 @@ def apply_judge_validation(metrics: pd.DataFrame, scored: pd.DataFrame, validati
                            ) -> tuple[pd.DataFrame, dict[str, str], str]:
     """The judge columns as the judge's validation (rcfd.evaluate.judge_validation) allows: an informative
     question's judge_<q> becomes the fraction of each run's judged samples whose soft score is above
-    the threshold calibrated on labelled cases; a question that is not informative loses its columns
-    (so it is neither printed nor part of Δ_demo). Returns the metrics, each kept question's header
-    suffix (its test AUC) and a caption note naming what was left out and why."""
-    metrics, suffixes, kept, dropped = metrics.copy(), {}, [], []
-    for row in validation.to_dict("records"):
-        if isinstance(row.get("variant"), str) and row["variant"] != "configured":  # other wordings: not used
-            continue
+    the threshold calibrated on labelled cases (`judge_<q>_judged`: how many were judged); a question
+    that is not informative loses its columns (so it is neither printed nor part of Δ_demo). Only runs
+    judged by the validated judge (`judge_model`, where the validation names it) get a value: a run
+    evaluated by another judge is left empty, and a question no run of that judge answered is left
+    out. Returns the metrics, each kept question's header suffix (its test AUC) and a caption note
+    naming what was left out and why."""
+    from ..evaluate.judge_validation import used_rows
+
+    metrics, suffixes, kept, dropped, other_judge = metrics.copy(), {}, [], [], set()
+    for row in used_rows(validation.to_dict("records")):
         column = f"judge_{row['question']}"
-        if not bool(row["informative"]):  # named even when not asked (evaluate.judge.informative_only)
+        judge = row.get("judge_model") if isinstance(row.get("judge_model"), str) else None
+        same = (metrics["judge_model"] == judge) if judge and "judge_model" in metrics else \
+            pd.Series(judge is None, index=metrics.index)
+        informative = bool(row["informative"])
+        if not informative or column not in metrics.columns or not same.any():
             metrics = metrics.drop(columns=[c for c in (column, column + "_soft") if c in metrics.columns])
-            dropped.append(f"{row['question']} (AUC {row['auc_test']:.2f})")
-            continue
-        if column not in metrics.columns:
+            if not informative:  # named even when not asked (evaluate.judge.informative_only)
+                dropped.append(f"{row['question']} (AUC {row['auc_test']:.2f})")
+            else:  # informative, but no run was asked it by the validated judge
+                other_judge.add(row["question"])
             continue
         if column not in scored.columns:
             raise InputError(f"judge question {row['question']!r}: the scored samples have no {column!r} scores")
         judged = scored.dropna(subset=[column])
-        above = (judged[column] > row["threshold"]).groupby([judged["method"], judged["seed"]]).mean()
-        metrics[column] = [above.get((m, s), np.nan) for m, s in zip(metrics["method"], metrics["seed"])]
+        above = (judged[column] > row["threshold"]).groupby([judged["method"], judged["seed"]]).agg(["mean", "size"])
+        runs = list(zip(metrics["method"], metrics["seed"]))
+        metrics[column] = [above["mean"].get(run, np.nan) if ok else np.nan for run, ok in zip(runs, same)]
+        metrics[column + JUDGED] = [above["size"].get(run, 0) if ok else 0 for run, ok in zip(runs, same)]
+        if not same.all():
+            other_judge.add(row["question"])
         suffixes[column] = f"AUC {row['auc_test']:.2f}"
-        kept.append(f"{row['question']} AUC {row['auc_test']:.2f}, Yes above {row['threshold']:.2f}")
+        variant = row.get("variant") if isinstance(row.get("variant"), str) else "configured"
+        kept.append(f"{row['question']} ({variant} wording) AUC {row['auc_test']:.2f}, Yes above {row['threshold']:.2f}")
     note = " Judge validated on labelled cases"
     note += f" ({'; '.join(kept)})" if kept else ""
     note += f"; not informative (AUC < min_auc), left out with their Δ_demo share: {', '.join(dropped)}" if dropped else ""
+    if other_judge:
+        note += (f"; informative but empty or left out for the runs not asked it by the validated judge (their "
+                 f"evaluation predates it): {', '.join(sorted(other_judge))}")
     return metrics, suffixes, note + "."
 
 
@@ -228,8 +274,9 @@ def validate_judge_columns(metrics: pd.DataFrame, scored: dict[str, pd.DataFrame
 def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
     """A table's numbers per method name (index, the paper's row order): the mean over seeds of
     each configured metric column the runs have (an optional one no run has is left out) and, when
-    some method ran with two or more seeds, its 95% CI half-width beside it (`<column>_ci95`); then
-    `seeds`. Rounded to the table's decimals."""
+    some method ran with two or more seeds, its 95% CI half-width beside it (`<column>_ci95`); a
+    judge column with judged counts is the fraction over all seeds' judged samples with its Wilson
+    half-width, with one seed too (`pooled_fractions`); then `seeds`. Rounded to the table's decimals."""
     df = with_delta_demo(metrics[metrics["task"] == cfg.task])
     missing = [c for c in cfg.columns if c not in df.columns and c not in cfg.optional]
     if missing:
@@ -237,8 +284,10 @@ def summary(metrics: pd.DataFrame, cfg: TableConfig) -> pd.DataFrame:
     columns = [c for c in cfg.columns if c in df.columns and (c not in cfg.optional or df[c].notna().any())]
     seeds = df.groupby("method")["seed"].nunique()
     table = summarise(df, "method", columns).drop(columns="n" + CI, errors="ignore")  # a count: no interval
-    if seeds.max() < 2:  # one seed: no CI columns (the tables look as they always did)
-        table = table[columns]
+    pooled = pooled_fractions(df, "method", columns)  # judge columns: binomial over the judged samples
+    table[pooled.columns] = pooled
+    if seeds.max() < 2:  # one seed: CI columns only where the samples give one (the judge's)
+        table = table[[c for col in columns for c in (col, col + CI) if c == col or c in pooled]]
     table["seeds"] = seeds
     return table.loc[sorted(table.index, key=sort_key)].round(cfg.decimals)
 

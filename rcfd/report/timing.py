@@ -28,11 +28,16 @@ def read_benchmarks(folder: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["path", "rule", "s", "cpu_time", "max_rss"])
 
 
-def time_breakdown(jobs: pd.DataFrame, rules: list[str]) -> pd.DataFrame:
+JUDGE_ROW = "  of which the LLM judge"  # the part of the evaluation jobs' minutes spent judging
+
+
+def time_breakdown(jobs: pd.DataFrame, rules: list[str], judge_seconds: pd.Series | None = None) -> pd.DataFrame:
     """Where a run spends its job-minutes: per rule, the jobs, their summed wall minutes and share,
     the longest job, CPU minutes (over wall: the cores a job kept busy) and the peak memory; rules in
     `rules` (the workflow's) only, biggest first, and a total row. Job-minutes add up the jobs that
-    ran side by side, so they exceed the run's wall time when jobs run in parallel."""
+    ran side by side, so they exceed the run's wall time when jobs run in parallel. With
+    `judge_seconds` (each evaluation's seconds in the LLM judge, its metrics' `judge_seconds`), a row
+    under `evaluate` gives the judge's part of them (not counted again in the total)."""
     unknown = sorted(set(jobs["rule"]) - set(rules))
     if unknown:
         log.warning("time breakdown: benchmark folders of no rule of this workflow left out: %s", unknown)
@@ -48,6 +53,13 @@ def time_breakdown(jobs: pd.DataFrame, rules: list[str]) -> pd.DataFrame:
                           "longest job (min)": [table["longest job (min)"].max()],
                           "CPU-minutes": [table["CPU-minutes"].sum()],
                           "peak memory (GB)": [table["peak memory (GB)"].max()]}, index=["total"])
+    judge = judge_seconds.dropna() if judge_seconds is not None else pd.Series(dtype=float)
+    if len(judge):
+        row = pd.DataFrame({"jobs": [len(judge)], "job-minutes": [judge.sum() / 60],
+                            "share (%)": [100 * judge.sum() / 60 / table["job-minutes"].sum()],
+                            "longest job (min)": [judge.max() / 60]}, index=[JUDGE_ROW])
+        at = list(table.index).index("evaluate") + 1 if "evaluate" in table.index else len(table)
+        table = pd.concat([table.iloc[:at], row, table.iloc[at:]])
     return pd.concat([table, total]).rename_axis("rule").reset_index().round(2)
 
 

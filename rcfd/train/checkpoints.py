@@ -18,6 +18,7 @@ from ..utils import log
 
 KILL_ENV = "RCFD_KILL_AFTER_STEP"  # the preemption test sets it: SIGKILL after this step's checkpoint
 KILL_DURING_SAVE_ENV = "RCFD_KILL_DURING_SAVE"  # SIGKILL while this step's checkpoint is being written
+SNAPSHOTS = "snapshots"  # the policy folder's adapters of earlier steps (rl.snapshot_steps)
 
 
 @dataclass
@@ -60,6 +61,21 @@ class Checkpoints:
             shutil.rmtree(path)
         return None
 
+    def snapshot(self, model, step: int) -> None:
+        """The adapter at `step` (rl.snapshot_steps: the gold-vs-proxy curve scores it), kept here
+        so that a run resumed after that step still has it, moved beside the policy by `keep_snapshots`."""
+        path = self.dir / SNAPSHOTS / f"step{step}"
+        tmp = path.with_name(path.name + ".tmp")
+        model.save_pretrained(tmp)
+        shutil.rmtree(path, ignore_errors=True)  # a run resumed from before this step saves it again
+        tmp.rename(path)
+        log.info("snapshot of step %d: %s", step, path)
+
+    def keep_snapshots(self, out: str | Path) -> None:
+        """Move the snapshots into the policy folder `out` (`<out>/snapshots/step<N>`)."""
+        if (self.dir / SNAPSHOTS).is_dir():
+            shutil.move(str(self.dir / SNAPSHOTS), str(Path(out) / SNAPSHOTS))
+
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -83,6 +99,17 @@ def kill_if_due(step: int, env: str = KILL_ENV) -> None:
     due = os.environ.get(env)
     if due and step >= int(due):
         os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Snapshots(TrainerCallback):
+    """Saves the adapter at the given optimizer steps (Checkpoints.snapshot), on the main process."""
+
+    def __init__(self, ckpt: Checkpoints, steps):
+        self.ckpt, self.steps = ckpt, set(steps)
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if state.global_step in self.steps and state.is_world_process_zero:
+            self.ckpt.snapshot(model, state.global_step)
 
 
 class KillAfterSave(TrainerCallback):
@@ -118,12 +145,15 @@ def fault_injection() -> list:
     return [KillAfterSave()] if os.environ.get(KILL_ENV) else []
 
 
-def fit(trainer, ckpt: Checkpoints, save) -> list[dict]:
-    """Train (resuming from this run's last checkpoint, if any), `save(trainer)` the policy, then
-    drop the checkpoints (the main process, once every process is done). Returns the log history."""
+def fit(trainer, ckpt: Checkpoints, save, out: str | Path | None = None) -> list[dict]:
+    """Train (resuming from this run's last checkpoint, if any), `save(trainer)` the policy (and move
+    its snapshots into `out`), then drop the checkpoints (the main process, once every process is
+    done). Returns the log history."""
     trainer.train(resume_from_checkpoint=ckpt.last())
     save(trainer)
     trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
+        if out is not None:
+            ckpt.keep_snapshots(out)
         ckpt.clear()
     return trainer.state.log_history

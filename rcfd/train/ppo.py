@@ -212,6 +212,8 @@ class PPOTrainer:
                 log.info("ppo step %d/%d reward %.3f kl %.3f loss %.4f (%.1fs, %.0fs total)", self.step,
                          self.cfg.steps, scores.mean().item(), rollout["kl"].mean().item(), stats["loss"],
                          time.time() - t0, time.time() - t_start)
+            if self.step in self.cfg.snapshot_steps:
+                self.ckpt.snapshot(self.model, self.step)
             if self.cfg.checkpoint_steps and self.step % self.cfg.checkpoint_steps == 0:
                 self.save_checkpoint()
         self.history.append({"step": self.step, "train_runtime": time.time() - t_start})
@@ -268,5 +270,6 @@ def train_ppo(model, tok, rows, reward_func, beta, cfg, ckpt, out) -> list[dict]
     trainer = PPOTrainer(model, tok, rows, reward_func, beta, cfg, ckpt)
     history = trainer.train()
     trainer.save_model(str(out))
+    ckpt.keep_snapshots(out)
     ckpt.clear()
     return history

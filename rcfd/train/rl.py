@@ -17,7 +17,7 @@ from ..config import KL_SAMPLING_NEEDS
 from ..models import load_tokenizer
 from ..sampling import SamplingConfig, sampling_config, share_prefill
 from ..utils import InputError, from_params, log, pick_device, pick_dtype, seed_everything
-from .checkpoints import Checkpoints, fault_injection, fit
+from .checkpoints import Checkpoints, Snapshots, fault_injection, fit
 from .common import LoraTraining, per_process, trainer_args
 from .trl_patches import LossLogprobs, MergedGeneration, SamplingContext, SharedPrefixLoss, StepPhases, check_trl_version
 
@@ -64,6 +64,9 @@ class RLConfig(LoraTraining):
     kl_logprobs: str = "sampling"
     # how tokens are sampled (config `<task>.sampling`, shared with generation): rcfd.sampling
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    # keep the adapter of these steps in <policy>/snapshots/step<N> (the workflow sets them for the
+    # gold-vs-proxy curve's methods, config `<task>.gold_vs_proxy`)
+    snapshot_steps: list[int] = field(default_factory=list)
 
     def __post_init__(self):
         super().__post_init__()
@@ -76,6 +79,10 @@ class RLConfig(LoraTraining):
                              ("kl_logprobs", ("recompute", "sampling"))):
             if getattr(self, key) not in allowed:
                 raise InputError(f"config key 'rl.{key}' {getattr(self, key)!r}: expected one of {allowed}")
+        bad = [s for s in self.snapshot_steps if not 0 < s < self.steps]
+        if bad:
+            raise InputError(f"config key 'rl.snapshot_steps' {bad}: a snapshot step must be between 1 and "
+                             f"rl.steps - 1 ({self.steps - 1}; the last step is the trained policy)")
 
 
 # what rcfd.train.ppo's own loop does not do (it samples with plain `generate` and trains in fp32):
@@ -161,7 +168,9 @@ def train_rl(policy: str, rows: list[dict], reward_func, beta: float, cfg: RLCon
 
         return train_ppo(model, load_tokenizer(policy), rows, reward_func, beta, cfg, ckpt, out)
     trainer = rl_trainer(model, load_tokenizer(policy), rows, reward_func, beta, cfg, ckpt)
-    return fit(trainer, ckpt, lambda t: t.save_model(str(out)))
+    if cfg.snapshot_steps:
+        trainer.add_callback(Snapshots(ckpt, cfg.snapshot_steps))
+    return fit(trainer, ckpt, lambda t: t.save_model(str(out)), out)
 
 
 def reward_columns(rows: list[dict]) -> dict[str, list]:

@@ -42,6 +42,7 @@ wildcard_constraints:
     asset_file="|".join(ASSET_FILES.values()),
     method=METHOD_REGEX,
     seed="[0-9]+",
+    step="[0-9]+",
     name="[A-Za-z0-9._-]+",
 
 
@@ -195,7 +196,35 @@ def train_params(task, method, seed):
     if parse_method(method).kind == "dpo":  # its start, the SFT policy, is also an input of the rule
         return as_json({"dpo": with_runtime(t["dpo"], seed), "sft_policy": f"{run_dir(task, 'sft', seed)}/policy"})
     rl = {**t["rl"], "sampling": t.get("sampling", {})}
+    if method in gold_methods(task):  # keep the adapters the gold-vs-proxy curve scores
+        rl["snapshot_steps"] = GOLD["snapshot_steps"]
     return as_json({"rl": with_runtime(rl, seed), **score_params(task)})  # the algorithm: in the method's name
+
+
+GOLD = config.get("gold_vs_proxy")  # the gold-vs-proxy analysis (rule gold_vs_proxy), if configured
+
+
+def gold_methods(task):
+    """The RL methods of `task` whose training the gold-vs-proxy curve follows."""
+    return [with_algorithm(m, ALGORITHM) for m in GOLD["methods"]] if GOLD and GOLD["task"] == task else []
+
+
+def gold_runs():
+    """Whether the gold-vs-proxy analysis is configured for a task this run has."""
+    return bool(GOLD) and GOLD["task"] in config["tasks"]
+
+
+def snapshot_outputs(filename):
+    """`filename` of every snapshot of the gold-vs-proxy methods (every seed)."""
+    return [f"{run_dir(GOLD['task'], m, s)}/snapshots/step{k}/{filename}" for m in gold_methods(GOLD["task"])
+            for s in config["seeds"] for k in GOLD["snapshot_steps"]]
+
+
+def gold_params():
+    task = GOLD["task"]
+    return as_json({**GOLD, "curves": gold_methods(task), "final_step": config[task]["rl"]["steps"],
+                    "config_hash": params_hash({k: config.get(k) for k in (task, "models", "assets", "seeds", "device",
+                                                                           "gold_vs_proxy")})})
 
 
 def generate_params(task, method, seed):
@@ -272,6 +301,8 @@ def run_targets():
         tables, figures = TASK_OUTPUTS[task]
         targets += [f for t in tables for f in table_files(t)] + [f for g in figures for f in figure_outputs(g)]
         targets += table_files(f"calibration_{task}") + figure_files(f"training_{task}") + table_files(f"training_{task}")
+    if gold_runs():
+        targets += table_files("gold_vs_proxy") + figure_files("gold_vs_proxy")
     return targets + table_files("comparison") + table_files("appendix_alignment")
 
 

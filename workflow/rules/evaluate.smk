@@ -89,3 +89,43 @@ rule validate_judge:
     shell:
         "python -m rcfd validate_judge --threads {threads} --params {params.p:q} --judge {params.judge:q}"
         " --data {input.data:q} {params.rm_data} --cases {output.cases:q} --out {params.prefix:q} > {log:q} 2>&1"
+
+
+# Gold vs proxy (rule gold_vs_proxy): the adapters a run kept along training (rl.snapshot_steps),
+# sampled and scored as its final policy is.
+use rule generate as generate_snapshot with:
+    input:
+        data=f"{R}/data/{{task}}/prompts.jsonl",
+        policy=policy_input(),
+        adapter=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/policy",
+    output:
+        f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/snapshots/step{{step}}/generations.jsonl",
+    params:
+        adapter=lambda w, input: f"{input.adapter}/snapshots/step{w.step}",
+    resources:
+        **job_resources("generate_snapshot"),
+    log:
+        f"{LOGS}/generate_snapshot/{{task}}/{{method}}/seed{{seed}}/step{{step}}.log",
+    benchmark:
+        f"{BENCH}/generate_snapshot/{{task}}/{{method}}/seed{{seed}}/step{{step}}.tsv"
+
+
+use rule evaluate as evaluate_snapshot with:
+    input:
+        data=f"{R}/data/{{task}}/demos_scored.jsonl",
+        generations=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/snapshots/step{{step}}/generations.jsonl",
+        policy=policy_input(),
+        rm=lambda w: reward_model_input(w.task),
+        judge=evaluate_model_input("judge"),
+        mauve=evaluate_model_input("mauve"),
+        judge_validation=lambda w: evaluate_judge_validation(w.task),
+    output:
+        scored=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/snapshots/step{{step}}/scored.jsonl",
+        metrics=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/snapshots/step{{step}}/metrics.csv",
+        curve=f"{R}/runs/{{task}}/{{method}}/seed{{seed}}/snapshots/step{{step}}/curve.csv",
+    resources:
+        **job_resources("evaluate_snapshot"),
+    log:
+        f"{LOGS}/evaluate_snapshot/{{task}}/{{method}}/seed{{seed}}/step{{step}}.log",
+    benchmark:
+        f"{BENCH}/evaluate_snapshot/{{task}}/{{method}}/seed{{seed}}/step{{step}}.tsv"

@@ -97,6 +97,7 @@ rule time_breakdown:
     input:
         run_targets(),
         policies=lambda w: [p for task in config["tasks"] for p in rl_runs(task, "policy")],
+        metrics=lambda w: tasks_run_outputs("metrics.csv"),
     output:
         in_report(table_files("time_breakdown"), "time_breakdown"),
         table_files("rl_step_breakdown"),
@@ -116,7 +117,7 @@ rule time_breakdown:
         "../envs/rcfd.yaml"
     shell:
         "python -m rcfd time_breakdown --threads {threads} --params {params.p:q} --benchmarks {params.benchmarks:q}"
-        " {params.policies} --out {params.prefix:q} > {log:q} 2>&1"
+        " {params.policies} --metrics {input.metrics:q} --out {params.prefix:q} > {log:q} 2>&1"
 
 
 # Appendix: the alignment score's sensitivity to its estimator (bins, smoothing), every task run.
@@ -215,3 +216,34 @@ rule rloo_vs_ppo:
     shell:
         "python -m rcfd rloo_vs_ppo --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
         " --policies {input.policies:q} --out {params.prefix:q} > {log:q} 2>&1"
+
+
+# Beyond the paper (`snakemake gold_vs_proxy`): the validated judge's soft scores (gold) next to
+# R_RM (proxy), per method and along training (rcfd/report/gold.py).
+if gold_runs():
+
+    rule gold_vs_proxy:
+        input:
+            scored=lambda w: run_outputs(GOLD["task"], "scored.jsonl") + snapshot_outputs("scored.jsonl"),
+            judge_validation=lambda w: judge_validation(GOLD["task"]),
+        output:
+            table_files("gold_vs_proxy"),
+            figure_files("gold_vs_proxy"),
+        params:
+            p=lambda w: gold_params(),
+            prefix=prefix_of,
+            figure=lambda w, output: os.path.splitext(output[3])[0],
+            judge=lambda w, input: path_options([("judge_validation", input.judge_validation[0])])
+            if input.judge_validation else "",
+        threads: 1
+        resources:
+            **job_resources("gold_vs_proxy"),
+        log:
+            f"{LOGS}/gold_vs_proxy.log",
+        benchmark:
+            f"{BENCH}/gold_vs_proxy.tsv"
+        conda:
+            "../envs/rcfd.yaml"
+        shell:
+            "python -m rcfd gold_vs_proxy --threads {threads} --params {params.p:q} --scored {input.scored:q}"
+            " {params.judge} --out {params.prefix:q} --figure {params.figure:q} > {log:q} 2>&1"
