@@ -156,8 +156,10 @@ def summarise(soft: dict[str, np.ndarray]) -> dict[str, float]:
 
 
 def question_columns(columns) -> list[str]:
-    """The judge-score columns (judge_<q>, not their soft scores or judged counts) among `columns`."""
-    return [c for c in columns if c.startswith("judge_") and not c.endswith(("_soft", "_judged"))]
+    """The judge-score columns (judge_<q>, not their soft scores or judged counts, nor the run's
+    `judge_model` and `judge_seconds`) among `columns`."""
+    return [c for c in columns if c.startswith("judge_") and not c.endswith(("_soft", "_judged"))
+            and c not in ("judge_model", "judge_seconds")]
 
 
 def delta_demo(model: dict, demos: dict, columns: list[str]) -> float:

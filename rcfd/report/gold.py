@@ -39,22 +39,22 @@ def _mean_ci(x: pd.Series) -> tuple[float, float]:
 
 def gold_vs_proxy(samples: pd.DataFrame, questions: list[str], final_step: int) -> pd.DataFrame:
     """One row per (method, step): `samples` are scored samples with `method`, `step` (NaN: the
-    run's trained policy, shown at `final_step` for trained methods and 0 for the others), `reward`
-    (the proxy) and `judge_<q>` soft scores. Columns: judged samples, R_RM and each gold's mean ± CI
-    over the judged samples, and their change against the base model."""
+    run's final policy: step `final_step` for an RL method, 0 for the base model, none for the
+    others), `reward` (the proxy) and `judge_<q>` soft scores. Columns: judged samples, R_RM and each
+    gold's mean ± CI over the judged samples, and their change against the base model."""
     if "base" not in set(samples["method"]):
         raise InputError("gold vs proxy: no scored samples of the base model (the reference of every change)")
     columns = [f"judge_{q}" for q in questions]
     missing = [c for c in columns if c not in samples]
     if missing:
         raise InputError(f"gold vs proxy: the scored samples have no {missing[0]!r} (evaluate with the judge asking it)")
-    trained = samples["method"].map(lambda m: parse_method(m).trained)
-    step = samples["step"].where(samples["step"].notna(), np.where(trained, final_step, 0))
-    judged = samples.assign(step=step.astype(int))
+    kind = samples["method"].map(lambda m: parse_method(m).kind)
+    at_end = np.select([kind == "rl", kind == "base"], [final_step, 0], np.nan)
+    judged = samples.assign(step=samples["step"].where(samples["step"].notna(), at_end).astype("Int64"))
     if columns:  # the samples the judge scored (every sample when there is no gold)
         judged = judged.dropna(subset=columns, how="all")
     rows = []
-    for (method, step), group in judged.groupby(["method", "step"], sort=False):
+    for (method, step), group in judged.groupby(["method", "step"], sort=False, dropna=False):
         row = {"method": method, "step": step, "judged": len(group)}
         for col, name in [("reward", "R_RM"), *[(c, c.removeprefix("judge_")) for c in columns]]:
             row[name], row[name + CI] = _mean_ci(group[col])
@@ -63,7 +63,7 @@ def gold_vs_proxy(samples: pd.DataFrame, questions: list[str], final_step: int) 
     base = table.set_index("method").loc["base"]
     for name in ["R_RM", *questions]:
         table.insert(table.columns.get_loc(name + CI) + 1, f"Δ {name}", table[name] - base[name])
-    order = sorted(range(len(table)), key=lambda i: (sort_key(table["method"][i]), table["step"][i]))
+    order = sorted(range(len(table)), key=lambda i: (sort_key(table["method"][i]), table["step"].fillna(-1)[i]))
     table = table.iloc[order].reset_index(drop=True)
     table.insert(0, "label", [parse_method(m).label for m in table["method"]])
     return table

@@ -53,7 +53,7 @@ JUDGE_NOTE = ("Judge columns: fraction of judged samples the LLM judge answers Y
               "threshold calibrated on labelled cases, results/judge/<task>.csv; the header gives the question's "
               "validated AUC), over every seed's judged samples together, ± the half-width of its Wilson 95% "
               "interval (even with one seed); Δ_demo = Σ over the informative judge questions of |judge score − the "
-              "demonstrations' judge score| (the paper's chat-Llama-70B judge; here Qwen2.5-Coder-1.5B-Instruct). "
+              "demonstrations' judge score| (the paper's judge: chat-Llama-70B; here the one the headers name). "
               "MAUVE: generations vs demonstrations on local sentence-encoder features.")
 
 
@@ -178,8 +178,10 @@ def wilson_ci95(k, n):
 def pooled_fractions(frame: pd.DataFrame, by, columns: list[str]) -> pd.DataFrame:
     """For each judge column with a judged count (`<column>_judged`): the fraction over every seed's
     judged samples together per group, and its Wilson 95% half-width (`<column>_ci95`)."""
+    from ..evaluate.judge import question_columns
+
     out = {}
-    for c in columns:
+    for c in question_columns(columns):
         if c + JUDGED not in frame:
             continue
         n = frame[c + JUDGED].fillna(0)
