@@ -174,7 +174,7 @@ def test_tables_keep_informative_questions_with_the_calibrated_threshold_and_dro
     # by hand: rcfd 2 of 4 judged samples above 0.3, the demonstrations 2 of 2
     assert out.set_index("method")["judge_success"].to_dict() == {"rcfd": 0.5, "demonstrations": 1.0}
     assert "judge_naturalness" not in out and "judge_naturalness_soft" not in out
-    assert suffixes == {"judge_success": "AUC 0.80"} and "naturalness (AUC 0.52)" in note
+    assert suffixes == {"judge_success": "AUC 0.80"} and "naturalness (AUC 0.520)" in note
     table = build_table(out, TABLES["table6"], {"judge": "tiny judge"}, suffixes)
     assert "success (tiny judge, AUC 0.80)" in table.columns
     assert not any(c.startswith("naturalness (tiny") for c in table.columns)
@@ -238,7 +238,7 @@ def test_informative_questions_keep_the_validated_ones_only():
     metrics = pd.DataFrame({"method": ["base"], "seed": [0], "judge_success": [0.4], "judge_success_soft": [0.4]})
     scored = pd.DataFrame({"method": ["base", "base"], "seed": [0, 0], "judge_success": [0.2, 0.9]})
     out, suffixes, note = apply_judge_validation(metrics, scored, pd.DataFrame(validation))
-    assert out["judge_success"].tolist() == [0.5] and "naturalness (AUC 0.60)" in note
+    assert out["judge_success"].tolist() == [0.5] and "naturalness (AUC 0.600)" in note
 
 
 def test_runs_judged_by_another_judge_are_never_scored_with_this_validation():

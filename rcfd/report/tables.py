@@ -235,7 +235,7 @@ def apply_judge_validation(metrics: pd.DataFrame, scored: pd.DataFrame, validati
         if not informative or column not in metrics.columns or not same.any():
             metrics = metrics.drop(columns=[c for c in (column, column + "_soft") if c in metrics.columns])
             if not informative:  # named even when not asked (evaluate.judge.informative_only)
-                dropped.append(f"{row['question']} (AUC {row['auc_test']:.2f})")
+                dropped.append(f"{row['question']} (AUC {row['auc_test']:.3f})")
             else:  # informative, but no run was asked it by the validated judge
                 other_judge.add(row["question"])
             continue
