@@ -178,6 +178,26 @@ def pair_length_errors(task: str, t: dict) -> list[str]:
     return errors
 
 
+def gold_errors(config: dict) -> list[str]:
+    """`gold_vs_proxy` follows RL methods of its task, at steps inside their training, with questions of its judge."""
+    gold = config.get("gold_vs_proxy")
+    if not gold or gold["task"] not in config["tasks"]:
+        return []
+    t = config.get(gold["task"], {})
+    runs = list(t.get("methods", [])) + [beta_name(b) for b in t.get("betas", [])] + \
+        [alpha_name(a) for a in t.get("alphas", [])]
+    rl = [m for m in runs if re.fullmatch(METHOD_REGEX, str(m)) and parse_method(str(m)).kind == "rl"]
+    errors = [f"config key 'gold_vs_proxy.methods': {m!r} is not an RL method of {gold['task']} ({', '.join(rl)})"
+              for m in gold["methods"] if m not in rl]
+    steps = t.get("rl", {}).get("steps", 0)
+    errors += [f"config key 'gold_vs_proxy.snapshot_steps': {k} is not inside {gold['task']}'s training (1 to "
+               f"rl.steps - 1 = {steps - 1})" for k in gold["snapshot_steps"] if not 0 < k < steps]
+    questions = t.get("evaluate", {}).get("judge", {}).get("questions", {})
+    errors += [f"config key 'gold_vs_proxy.questions': {q!r} is not a question of {gold['task']}.evaluate.judge"
+               for q in gold["questions"] if q not in questions]
+    return errors
+
+
 def semantic_errors(config: dict) -> list[str]:
     errors = value_errors(config)
     for task in config["tasks"]:
@@ -227,7 +247,7 @@ def semantic_errors(config: dict) -> list[str]:
             if gen != demo:
                 errors.append(f"config key 'wiki.generate.max_new_tokens': {gen} must equal wiki.data.eval_demo_tokens "
                               f"({demo}), so that generations and human text are compared at the same length")
-    return errors
+    return errors + gold_errors(config)  # after the tasks' own: a bad method list is named as such first
 
 
 class _UniqueKeys(yaml.SafeLoader):

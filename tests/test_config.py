@@ -292,3 +292,22 @@ def test_config_file_problems_name_the_file_and_line(text, message, tmp_path):
     with pytest.raises(ConfigError) as e:
         check_config_files([REPO / "config.yaml", path])
     assert str(e.value).startswith(f"{path}{message}") and "\n" not in str(e.value), str(e.value)
+
+
+def test_gold_vs_proxy_config_is_checked_before_any_job():
+    """gold_vs_proxy names RL methods of its task, snapshot steps inside their training and questions
+    of its judge: anything else is one line naming the key, before a job starts."""
+
+
+    from rcfd.config import semantic_errors
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    assert not [e for e in semantic_errors(config) if "gold_vs_proxy" in e]
+    steps = config["summaries"]["rl"]["steps"]
+    config["gold_vs_proxy"] = {"task": "summaries", "methods": ["beta0", "sft"], "snapshot_steps": [10, steps],
+                               "questions": ["factuality", "fluency"]}
+    errors = [e for e in semantic_errors(config) if "gold_vs_proxy" in e]
+    assert len(errors) == 3
+    assert "'gold_vs_proxy.methods': 'sft' is not an RL method of summaries" in errors[0]
+    assert f"'gold_vs_proxy.snapshot_steps': {steps} is not inside summaries's training" in errors[1]
+    assert "'gold_vs_proxy.questions': 'fluency' is not a question" in errors[2]

@@ -306,6 +306,11 @@ def used_rows(validation: list[dict]) -> list[dict]:
     return [r for r in validation if not isinstance(r.get("variant"), str) or r["variant"] == "configured"]
 
 
+def informative(validation: list[dict]) -> set[str]:
+    """The questions whose selected wording the validation found informative."""
+    return {r["question"] for r in used_rows(validation) if str(r["informative"]).lower() == "true"}
+
+
 def wording(judge: dict, question: str, variant) -> str:
     """The template of `question` in `variant` (config evaluate.judge.questions / validation.variants)."""
     if not isinstance(variant, str) or variant == "configured":
@@ -326,4 +331,4 @@ def informative_questions(judge: dict, validation: list[dict], where: str) -> di
     if missing:
         raise InputError(f"{where}: no validation of the judge question(s) {sorted(missing)}; rerun validate_judge")
     return {**judge, "questions": {q: wording(judge, q, used[q].get("variant")) for q in judge["questions"]
-                                   if str(used[q]["informative"]).lower() == "true"}}
+                                   if q in informative(validation)}}

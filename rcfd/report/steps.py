@@ -73,7 +73,7 @@ def step_gold_vs_proxy(a) -> None:
     the figure at --figure."""
     import pandas as pd
 
-    from ..evaluate.judge_validation import used_rows
+    from ..evaluate.judge_validation import informative
     from .gold import gold_vs_proxy, run_of
     from .plots import gold_vs_proxy_figure
 
@@ -82,13 +82,14 @@ def step_gold_vs_proxy(a) -> None:
         method, step = run_of(path)
         rows += [dict(r, method=method, step=step) for r in read_rows(path, ["method", "seed", "reward"])]
     validation = pd.read_csv(a.judge_validation[0]).to_dict("records") if a.judge_validation else []
-    informative = {r["question"] for r in used_rows(validation) if str(r["informative"]).lower() == "true"}
-    questions = [q for q in a.params["questions"] if q in informative]
-    dropped = [q for q in a.params["questions"] if q not in informative]
+    kept = informative(validation)
+    questions = [q for q in a.params["questions"] if q in kept]
+    dropped = [q for q in a.params["questions"] if q not in kept]
     table = gold_vs_proxy(pd.DataFrame(rows), questions, a.params["final_step"])
     paths = gold_vs_proxy_figure(table, questions, a.params["curves"], a.figure)
     write_step_provenance(paths[0], a.params, config_hash=a.params.get("config_hash"))
-    caption = (f"Gold vs proxy ({a.params['task']}): per method (step: its end of training; the base model at 0) and "
+    caption = (f"Gold vs proxy ({a.params['task']}): per method (step: an RL run's last training step, the base model "
+               "at 0, none for the others) and "
                f"along the training of {', '.join(a.params['curves'])} (their adapters at steps "
                f"{', '.join(map(str, a.params['snapshot_steps']))}): the proxy R_RM and the gold, the judge's mean soft "
                "score P(Yes)/(P(Yes)+P(No)) per question, over the judged samples of every seed, ± the half-width of a "
