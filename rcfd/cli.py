@@ -40,6 +40,7 @@ STEPS = {
     "rloo_vs_ppo": ("report.steps", ["metrics+", "policies+", "out"]),
     "training_curves": ("report.steps", ["policies+", "demos", "out", "table"]),
     "gold_vs_proxy": ("report.steps", ["scored+", "judge_validation+", "out", "figure"]),
+    "claims": ("report.steps", ["metrics+", "out"]),
     "bench": ("train.steps", ["shape", "use_case", "out"]),
 }
 

@@ -198,6 +198,25 @@ def gold_errors(config: dict) -> list[str]:
     return errors
 
 
+def claims_errors(config: dict) -> list[str]:
+    """Each claim's criteria name runs of their use case (its methods, sweeps or the demonstrations)."""
+    errors = []
+    for name, claim in config.get("claims", {}).items():
+        for task, criteria in claim.items():
+            if task == "claim" or task not in config["tasks"]:
+                continue
+            t = config.get(task, {})
+            runs = {"demonstrations", *t.get("methods", []), *(beta_name(b) for b in t.get("betas", [])),
+                    *(alpha_name(a) for a in t.get("alphas", []))}
+            for i, c in enumerate(criteria):
+                methods = [c["method"]] if isinstance(c["method"], str) else c["method"]
+                for m in [*methods, c.get("vs", "demonstrations"), *c.get("among", [])]:
+                    if m not in runs:
+                        errors.append(f"config key 'claims.{name}.{task}[{i}]': {m!r} is not a run of {task} "
+                                      f"({', '.join(sorted(runs))})")
+    return errors
+
+
 def semantic_errors(config: dict) -> list[str]:
     errors = value_errors(config)
     for task in config["tasks"]:
@@ -247,7 +266,7 @@ def semantic_errors(config: dict) -> list[str]:
             if gen != demo:
                 errors.append(f"config key 'wiki.generate.max_new_tokens': {gen} must equal wiki.data.eval_demo_tokens "
                               f"({demo}), so that generations and human text are compared at the same length")
-    return errors + gold_errors(config)  # after the tasks' own: a bad method list is named as such first
+    return errors + gold_errors(config) + claims_errors(config)  # after the tasks' own: a bad method list first
 
 
 class _UniqueKeys(yaml.SafeLoader):

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-from .utils import native_cpu_bf16, write_json
+from .utils import InputError, native_cpu_bf16, write_json
 
 # what decides a result; changes elsewhere (results, logs) do not make the commit "dirty"
 CODE_PATHS = ["rcfd", "workflow", "Snakefile", "config.yaml", "configs", "pyproject.toml"]
@@ -41,6 +41,17 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[p] = "not installed"
     return out
+
+
+def read_provenance(result: str | Path) -> dict:
+    """<result>.provenance.json as a dict; {} where the result has none."""
+    path = Path(str(result) + ".provenance.json")
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{path}: cannot be read as provenance ({e})") from None
 
 
 def write_provenance(result: str | Path, params, **extra) -> Path:

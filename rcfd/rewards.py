@@ -6,7 +6,8 @@
            case 1). Both have `score(prompts, completions)`.
 - R_beta : R_RM(x, y) - beta * log(pi(y|x) / pi_0(y|x))                     (`kl_regularised_reward`)
 - RCfD   : -(R_RM(x, y) - R_RM(x, y_demo))^2, y_demo the prompt's demo     (`rcfd_reward`)
-- R_alpha: R_RM(x, y) + alpha * R_length(y), R_length = -|y|                 (`length_reward`)
+- R_alpha: R_RM(x, y) + alpha * R_length(y), R_length = -|y|                 (`length_reward`;
+           alpha per token, or in the reward model's units: `alpha_per_token`)
 - RCfD with two rewards: sum of the whitened per-reward RCfD rewards         (`rcfd_multi_reward`)
 
 During RL the KL term of R_beta is added by TRL's RLOO trainer from the sampled tokens' log
@@ -201,6 +202,25 @@ def load_reward_model(path: str, settings: dict):
 def length_reward(n_tokens):
     """R_length(y) = -|y|, in policy tokens (paper use case 3)."""
     return -n_tokens
+
+
+ALPHA_UNITS = ("per_token", "demo_sd")
+
+
+def alpha_per_token(alpha: float, unit: str, demos: list[dict]) -> float:
+    """R_alpha's weight per token. `per_token` (the paper's): `alpha` itself. `demo_sd`: `alpha` in
+    this reward model's units, k * sd(R_RM) / sd(|y|) over the training demonstrations (`demos` with
+    demo_reward and demo_tokens): k = 1 trades one standard deviation of the demonstrations' reward
+    for one of their length, whatever the reward model's scale."""
+    if unit == "per_token" or not alpha:
+        return alpha
+    if unit != "demo_sd":
+        raise InputError(f"config key 'alpha_unit' {unit!r}: expected one of {list(ALPHA_UNITS)}")
+    rewards = torch.tensor([float(d["demo_reward"]) for d in demos], dtype=torch.float64)
+    tokens = torch.tensor([float(d["demo_tokens"]) for d in demos], dtype=torch.float64)
+    if len(demos) < 2 or tokens.std() == 0:
+        raise InputError(f"alpha_unit demo_sd: the {len(demos)} training demonstrations' lengths have no spread")
+    return float(alpha * rewards.std() / tokens.std())
 
 
 def whiten(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:

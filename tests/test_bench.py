@@ -8,13 +8,17 @@ import pytest
 import torch
 
 from rcfd.cli import main
-from rcfd.train.bench import model_flops, peak_bandwidth, peak_tflops
+from rcfd.train import floors as F
+from rcfd.train.bench import peak_tflops
+from rcfd.train.floors import model_flops
 from rcfd.train.rl import PPOConfig, RLConfig
 from rcfd.utils import InputError
 
-THROUGHPUTS = ["gen_s", "gen_tok_s", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl"]
-# no GPU peak FLOP/s or bandwidth on CPU; no compiled decoding either (CUDA only, as in training)
-NOT_ON_CPU = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_floor_s", "gen_x_floor_compiled",
+THROUGHPUTS = ["gen_s", "gen_tok_s", "train_s", "train_tok_s", "step_s_ours", "step_s_trl", "speedup_vs_trl",
+               "gemm_gflops_fp32", "gemm_gflops_bf16", "memory_gbs", "gen_floor_s", "gen_x_floor", "train_floor_s",
+               "train_x_floor", "step_floor_s_ours", "step_x_floor_ours", "step_floor_s_trl", "step_x_floor_trl"]
+# no GPU peak FLOP/s on CPU (no MFU); no compiled decoding either (CUDA only, as in training)
+NOT_ON_CPU = ["gen_mfu", "train_mfu", "step_mfu_ours", "step_mfu_trl", "gen_x_floor_compiled",
               "gen_s_compiled", "gen_tok_s_compiled"]
 
 
@@ -23,7 +27,7 @@ def test_bench_tiny_cpu(tmp_path, cpu_bf16):
     # the bf16 case also runs our step with its speed settings (shared prefill, merged sampling)
     params = {"prompts": 2, "prompt_tokens": 4, "new_tokens": 4, "warmup": 1, "steps": 2, "device": "cpu",
               "cpu_bf16": cpu_bf16, "shared_prefill": cpu_bf16, "merged_generation": cpu_bf16,
-              "cpu_bf16_sampling": cpu_bf16}
+              "cpu_bf16_sampling": cpu_bf16, "repeats": 2}
     assert main(["bench", "--shape", "tiny", "--out", str(tmp_path), "--params", json.dumps(params)]) == 0
     row = json.loads((tmp_path / "cpu-tiny-movies.json").read_text())
     for key in ["device", "torch", "transformers", "trl", "shape", "prompts", "sequences", "prompt_tokens",
@@ -33,6 +37,9 @@ def test_bench_tiny_cpu(tmp_path, cpu_bf16):
     assert all(math.isfinite(row[k]) and row[k] > 0 for k in THROUGHPUTS), row
     assert all(math.isnan(row[k]) for k in NOT_ON_CPU) and row["cpu_bf16"] is cpu_bf16
     assert row["shared_prefill"] is row["merged_generation"] is row["cpu_bf16_sampling"] is cpu_bf16
+    # the speed-up over 2 alternating repeats: its median within its range; every time above its floor
+    assert row["speedup_vs_trl_min"] <= row["speedup_vs_trl"] <= row["speedup_vs_trl_max"] and row["repeats"] == 2
+    assert min(row["gen_x_floor"], row["train_x_floor"], row["step_x_floor_ours"], row["step_x_floor_trl"]) > 1
     csv = pd.read_csv(tmp_path / "cpu-tiny-movies.csv")
     assert set(csv.columns) == set(row)
     assert csv["gen_tok_s"].iloc[0] > 0 and csv["train_mfu"].isna().all()
@@ -49,8 +56,27 @@ def test_flops_and_peaks():
     assert model_flops(body=10, head=5, lora=0, tokens=3, completion_tokens=1, train=False) == 70
     assert peak_tflops("NVIDIA H100 80GB HBM3") == 989 and peak_tflops("NVIDIA H100 PCIe") == 756
     assert peak_tflops("NVIDIA A100-SXM4-80GB") == 312 and math.isnan(peak_tflops("Some GPU"))
-    assert peak_bandwidth("NVIDIA H100 80GB HBM3") == 3.35 and peak_bandwidth("NVIDIA H100 PCIe") == 2.0
-    assert math.isnan(peak_bandwidth("cpu"))
+
+
+def test_floors_by_hand():
+    """The roofline floors of rcfd.train.floors against hand computation, on a made-up machine."""
+    from transformers import LlamaConfig
+
+    m = F.Machine(threads=1, gemm_flops={"float32": 100.0, "bfloat16": 400.0}, bandwidth=1000.0)
+    assert F.training_floor(m, 800.0, "bfloat16") == 2.0
+    # 10 weights, 1 prompt sampled twice, prompt 3, 2 new tokens, 4 cache bytes a position, in fp32 (4 B):
+    # prefill 2*10*1*3 / 100 = 0.6 s; token 1 reads 40 + 2*3*4 = 64 B (0.064 s) vs 40 FLOPs (0.4 s);
+    # token 2: 40 + 2*4*4 = 72 B (0.072 s) vs 0.4 s: compute-bound both
+    assert F.sampling_floor(m, "float32", 10, 1, 2, 3, 2, 4) == pytest.approx(0.6 + 0.4 + 0.4)
+    slow = F.Machine(threads=1, gemm_flops={"float32": 1e6, "bfloat16": 1e6}, bandwidth=10.0)
+    assert F.sampling_floor(slow, "bfloat16", 10, 1, 2, 3, 2, 4) == pytest.approx(60 / 1e6 + (20 + 24) / 10 + (20 + 32) / 10)
+    # SmolLM2-135M: 30 layers x 3 key-value heads x 64 dims x (K, V), 2 bytes in bf16
+    smollm = LlamaConfig(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3)
+    assert F.kv_bytes_per_token(smollm, "bfloat16") == 2 * 30 * 3 * 64 * 2
+    # the measurement on this machine: positive rates, bf16 and fp32 both
+    measured = F.measure_machine("cpu", shape=(64, 64, 64))
+    assert measured.bandwidth > 0 and set(measured.gemm_flops) == {"float32", "bfloat16"}
+    assert all(v > 0 for v in measured.gemm_flops.values())
 
 
 # plain TRL sampling and fp32 training: each test turns on the setting it checks

@@ -95,7 +95,7 @@ def test_judged_samples_take_every_prompts_first_sample_first():
 def test_delta_demo_by_hand():
     cols = ["judge_success", "judge_naturalness"]
     assert J.question_columns(["judge_success", "judge_success_soft", "judge_naturalness", "mauve", "judge_model",
-                               "judge_seconds", "judge_success_judged"]) == cols
+                               "judge_success_judged"]) == cols
     model, demos = {"judge_success": 0.9, "judge_naturalness": 0.2}, {"judge_success": 0.7, "judge_naturalness": 0.6}
     assert J.delta_demo(model, demos, cols) == pytest.approx(0.2 + 0.4)
     assert math.isnan(J.delta_demo({"judge_success": 0.9}, demos, cols))

@@ -138,3 +138,21 @@ def test_committed_tables_count_every_generated_sample(name):
         checked += 1
     if not checked:
         assert "evaluated before that rule" in (REPO / "results/tables" / f"{name}.md").read_text()
+
+
+def test_committed_claims_rebuild_and_the_readme_shows_them():
+    """results/tables/claims.csv is what config.yaml's declared criteria give on the committed
+    per-run metrics, and the README's claims block is results/tables/claims.md, unchanged."""
+    import yaml
+
+    from rcfd.report.claims import claims_table
+
+    committed = REPO / "results/tables/claims.csv"
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    tasks = [t for t in config["tasks"] if any(t in c for c in config["claims"].values())]
+    metrics = load_metrics([p for t in tasks for p in committed_runs(t, "metrics.csv")])
+    rebuilt = claims_table(metrics, config["claims"], tasks)
+    pd.testing.assert_frame_equal(rebuilt, pd.read_csv(committed), check_dtype=False)
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("<!-- claims:", 1)[1].split("-->\n", 1)[1].split("<!-- /claims -->", 1)[0]
+    assert block == (REPO / "results/tables/claims.md").read_text(), "README's claims block differs: copy claims.md"

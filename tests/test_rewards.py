@@ -148,6 +148,21 @@ def test_preference_reward_funcs(tiny_models):
         make_reward_func("rcfd2", rm)(prompts=prompts, completions=completions, completion_ids=ids, demo_reward=scores)
 
 
+def test_alpha_in_the_reward_models_units():
+    """alpha_unit demo_sd: alpha = k * sd(R_RM) / sd(length) of the demonstrations (sample sds);
+    per_token is the paper's alpha as it is."""
+    from rcfd.rewards import alpha_per_token
+    from rcfd.utils import InputError
+
+    demos = [{"demo_reward": r, "demo_tokens": n} for r, n in [(1.0, 20), (2.0, 30), (3.0, 40)]]
+    assert alpha_per_token(0.5, "demo_sd", demos) == pytest.approx(0.5 * 1.0 / 10.0)  # sds 1 and 10
+    assert alpha_per_token(0.005, "per_token", demos) == 0.005 and alpha_per_token(0.0, "demo_sd", demos) == 0.0
+    with pytest.raises(InputError, match="'alpha_unit' 'per_word'"):
+        alpha_per_token(0.5, "per_word", demos)
+    with pytest.raises(InputError, match="no spread"):
+        alpha_per_token(0.5, "demo_sd", [dict(d, demo_tokens=30) for d in demos])
+
+
 def test_pair_truncation_cuts_the_document_never_the_summary(tiny_models):
     """A (document, summary) pair longer than max_length loses the end of its document only, row by
     row: a summary's score does not change however long its document is beyond the cut, and its

@@ -1,3 +1,6 @@
+import math
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -236,6 +239,19 @@ def test_rl_step_breakdown_by_hand():
     assert abs(share.drop(["steps", "s/step"]).sum() - 100) < 0.05
     with pytest.raises(InputError, match="no training log with phase times"):
         rl_step_breakdown({"movies/rcfd_ppo": logs["movies/rcfd_ppo"]})
+    # with the roofline its job recorded: 1 prompt sampled twice, 3 prompt + 2 completion tokens a
+    # sequence (10 tokens a step), 10 frozen weights + 1 LoRA weight (merged while sampling), a machine
+    # of 1000 FLOP/s and 1000 B/s, no cache bytes. Sampling: prefill 2*10*1*3 = 60 FLOPs (0.06 s), then
+    # per token max(2*10*2 FLOPs, 10 weights * 4 B) / 1000 = 0.04 s, twice: 0.14 s. Training (7 tokens,
+    # 4 of them completions): forward 2*11*7 = 154 + backward 2*10*7 + 4*1*7 = 168 FLOPs: 0.322 s
+    timed = log(2, 3.0, generate=0.7, train_forward=1.0, backward=0.61).assign(
+        num_tokens=[10, 20, None], **{"completions/mean_length": [2.0, 2.0, None]})
+    timed.attrs["roofline"] = {"threads": 1, "gemm_flops": {"float32": 1e3, "bfloat16": 1e3}, "bandwidth": 1e3,
+                               "body": 10, "head": 0, "lora": 1, "kv_bytes_per_token": 0, "prompts": 1,
+                               "sequences": 2, "sampling_dtype": "float32", "merged": True, "train_dtype": "float32"}
+    floors = rl_step_breakdown({"summaries/rcfd": timed}).set_index("run").loc["summaries/rcfd"]
+    assert floors[["generate floor (s)", "train floor (s)"]].tolist() == [0.14, 0.32]
+    assert floors[["generate x floor", "train x floor"]].tolist() == [5.0, 5.0]
 
 
 def test_calibration_table_one_row_per_method_from_scored_samples():
@@ -299,6 +315,16 @@ def test_front_table_by_hand():
     assert sft["front gap (R_RM)"] == pytest.approx(0.6 - 0.9)
     assert pd.isna(table.loc["base", "front gap (R_RM)"]) and table.loc["base", "on the α front"]
     assert table.loc["R α=0.01", "on the α front"] and table.loc["R β=0", "on the α front"]
+    # distances in the demonstrations' units (length / 28, R_RM / 0.8): RCfD (two rewards) at
+    # (30/28, 0.75/0.8) is (2/28, -0.05/0.8) from the demonstrations; the front runs through
+    # (20, 0.3), (40, 0.9), (80, 1.2), and its nearest point lies on the first segment
+    assert rcfd2["distance to demos"] == pytest.approx(math.hypot(2 / 28, 0.05 / 0.8), abs=1e-3)
+    a, b, p = np.array([20 / 28, 0.3 / 0.8]), np.array([40 / 28, 0.9 / 0.8]), np.array([30 / 28, 0.75 / 0.8])
+    foot = a + np.dot(p - a, b - a) / np.dot(b - a, b - a) * (b - a)
+    assert rcfd2["distance to front"] == pytest.approx(np.linalg.norm(p - foot), abs=1e-3)
+    assert table.loc["R α=0.01", "distance to front"] == 0 and table.loc["R β=0", "distance to front"] == 0
+    # the alpha a search would have found: alpha=0.01, (12/28, 0.1/0.8) from the demonstrations
+    assert table.index[table["α run nearest demos"]].tolist() == ["R α=0.01"]
     with pytest.raises(InputError, match="demonstrations"):
         front_table(metrics[metrics["method"] != "demonstrations"])
 
@@ -343,3 +369,49 @@ def test_judge_columns_pool_the_judged_samples_of_every_seed():
     assert "avg_reward" + CI not in one_seed  # one seed: no interval over seeds
     assert one_seed.loc["rcfd", "judge_success" + CI] == pytest.approx(round(float(wilson_ci95(2, 4)), 2))
     assert "Δ_demo" not in " ".join(one_seed.columns) and "judge_success_judged" not in one_seed
+
+
+def test_claims_verdicts_by_hand():
+    """rcfd.report.claims: above / lowest / within against hand-computed 95% intervals over three
+    seeds; one seed is inconclusive whatever its means; a claim holds only if all its criteria do."""
+    from scipy.stats import t as student
+
+    from rcfd.report.claims import claims_markdown, claims_table
+
+    h = student.ppf(0.975, 2) / math.sqrt(3)  # the half-width of three seeds with sd 1: 2.48
+
+    def runs(values):  # {method: mean}: three seeds at mean - 1, mean, mean + 1 (sd 1)
+        return pd.DataFrame([{"task": "movies", "method": m, "seed": s, "avg_reward": v + d, "alignment": v + d}
+                             for m, v in values.items() for s, d in enumerate((-1, 0, 1))])
+
+    def verdict(values, claims, query=None):
+        frame = runs(values) if query is None else runs(values).query(query)
+        return claims_table(frame, claims, ["movies"])["verdict"].item()
+
+    above = {"C1": {"claim": "R β=0 above the demos", "movies": [{"above": "avg_reward", "method": "beta0"}]}}
+    assert math.hypot(h, h) == pytest.approx(3.51, abs=0.01)
+    assert verdict({"beta0": 14.0, "demonstrations": 10.0}, above) == "holds"  # 4 ± 3.51 above 0
+    assert verdict({"beta0": 12.0, "demonstrations": 10.0}, above) == "inconclusive"  # 2 ± 3.51
+    assert verdict({"beta0": 6.0, "demonstrations": 10.0}, above) == "does not hold"  # -4 ± 3.51
+    assert verdict({"beta0": 100.0, "demonstrations": 10.0}, above, "seed == 1") == "inconclusive"  # one seed
+    # lowest: RCfD within the lowest's interval (10 + 2.48) holds; RCfD at 16, its own interval
+    # [13.52, 18.48] above 12.48, does not
+    lowest = {"C3": {"claim": "lowest A", "movies": [{"lowest": "alignment", "method": "rcfd", "among": ["sft", "base"]}]}}
+    assert verdict({"rcfd": 12.0, "sft": 10.0, "base": 20.0}, lowest) == "holds"
+    assert verdict({"rcfd": 16.0, "sft": 10.0, "base": 20.0}, lowest) == "does not hold"
+    # within 15% of 100 (the reference's interval is not used): 105 ± 2.48% holds, 130 ± 2.48% does
+    # not; one run of a searched sweep is enough
+    within = {"C2": {"claim": "a β matches", "movies": [{"within": "avg_reward", "method": ["beta0.1", "beta0.3"]}]}}
+    table = claims_table(runs({"beta0.1": 130.0, "beta0.3": 105.0, "demonstrations": 100.0}), within, ["movies"])
+    assert table["verdict"].item() == "holds" and "R β=0.3 +5%±2" in table["numbers"].item()
+    within["C2"]["movies"][0]["method"] = ["beta0.1"]
+    assert verdict({"beta0.1": 130.0, "demonstrations": 100.0}, within) == "does not hold"
+    # both criteria of a claim must hold: 102 is within 15% of 100, but 2 ± 3.51 is not surely above it
+    both = {"C5": {"claim": "two", "movies": [{"within": "avg_reward", "method": "rcfd2"},
+                                               {"above": "alignment", "method": "rcfd2"}]}}
+    table = claims_table(runs({"rcfd2": 102.0, "demonstrations": 100.0}), both, ["movies"])
+    assert table["criterion verdict"].tolist() == ["holds", "inconclusive"] and set(table["verdict"]) == {"inconclusive"}
+    md = claims_markdown(table, {"C5": "two"}, {"movies": "t.md"}, {"movies": "movie reviews"})
+    assert md.splitlines()[2].startswith("| **C5** two | [**inconclusive**](t.md) (3 seeds): R: RCfD (two rewards) +2%")
+    with pytest.raises(InputError, match="claims.C1.movies: no metric 'avg_reward' of run"):
+        claims_table(runs({"beta0": 14.0}), above, ["movies"])

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from rcfd.methods import parse_method
+from rcfd.provenance import read_provenance
 from rcfd.report.timing import JUDGE_ROW
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,12 +160,27 @@ def test_smoke_dag_builds_every_output(smoke_run):
     rules = breakdown.drop(["total", JUDGE_ROW], errors="ignore")  # the judge's row is part of evaluate's
     assert rules["jobs"].sum() == len(benchmarks)
     assert abs(rules["share (%)"].sum() - 100) < 0.1
+    # the claims' verdicts over the smoke runs: every declared claim and use case, one verdict each
+    claims = pd.read_csv(results / "tables/claims.csv")
+    assert set(claims["claim"]) == set(config["claims"]) and set(claims["task"]) == set(config["tasks"])
+    assert set(claims["verdict"]) <= {"holds", "does not hold", "inconclusive"}
+    assert (results / "tables/claims.md").read_text().count("| **C") == len(config["claims"])
+    # the judge's seconds are a timing: in each judged evaluation's provenance, not in its metrics.csv
+    # (a result, byte for byte the same on every host), and its row in the breakdown from there
+    judged = [p for p in (results / "runs").rglob("metrics.csv") if "judge_model" in pd.read_csv(p).columns]
+    assert judged and not any("seconds" in c for p in judged for c in pd.read_csv(p).columns)
+    assert all(read_provenance(p)["judge_seconds"] > 0 for p in judged)
+    assert breakdown.loc[JUDGE_ROW, "jobs"] == len([p for p in judged if "snapshots" not in p.parts])  # evaluate's
     # and where an RL step's time went: every RLOO run of the config, its phases adding up to the step
     steps = pd.read_csv(results / "tables/rl_step_breakdown.csv").set_index("run")
     rl_runs = {f"{p.parents[3].name}/{p.parents[2].name}" for p in (results / "runs").glob("*/*/seed0/policy/train_log.csv")
                if parse_method(p.parents[2].name).kind == "rl"}
     assert set(steps.index) == rl_runs | {"share of all steps (%)"}
     assert abs(steps.loc["share of all steps (%)"].drop(["steps", "s/step"]).sum() - 100) < 0.1
+    # each against its floor on the machine that ran it (the roofline each RL job recorded)
+    floors = steps.drop("share of all steps (%)")[["generate floor (s)", "generate x floor", "train floor (s)",
+                                                   "train x floor"]]
+    assert floors.notna().all().all() and (floors[["generate x floor", "train x floor"]] > 1).all().all(), floors
 
 
 def test_smoke_dag_builds_the_loglik_use_case(smoke_run):
@@ -217,7 +233,7 @@ def test_report_holds_every_table_and_figure(smoke_run, tmp_path):
                    cwd=work, capture_output=True, text=True, check=True)
     html = report.read_text()
     names = ["table6.csv", "table5.csv", "table1.csv", "comparison.csv", "appendix_alignment.csv", "time_breakdown.csv",
-             "figure3.png", "figure2.png", "figure5.png", "figure4.png"]
+             "claims.csv", "figure3.png", "figure2.png", "figure5.png", "figure4.png"]
     assert all(name in html for name in names), [n for n in names if n not in html]
     for text in ("Use case 2a (movie reviews)", "Comparison with the paper", "Appendix",
                  "The paper", "Spearman", "data:image/png"):
@@ -281,6 +297,10 @@ def test_smoke_dag_builds_the_summarisation_use_case(smoke_run):
     assert rm["n_heldout"] > 0 and 0 <= round(ranked_right) <= rm["n_heldout"]
     assert ranked_right == pytest.approx(round(ranked_right), abs=1e-6)
     assert (results / "runs/summaries/dpo/seed0/policy/config.json").exists()  # SFT + DPO merged
+    # alpha_unit demo_sd: R alpha=0.05 trained with 0.05 sd(R_RM) / sd(length) of the training demonstrations
+    demos = pd.read_json(results / "data/summaries/demos_scored.jsonl", lines=True).query("split == 'train'")
+    trained = yaml.safe_load((results / "runs/summaries/alpha0.05/seed0/policy/train_summary.json").read_text())
+    assert trained["alpha_per_token"] == pytest.approx(0.05 * demos["demo_reward"].std() / demos["demo_tokens"].std())
     # gold vs proxy: R_RM and the validated gold questions per method, and R β=0 / RCfD along training
     gold = pd.read_csv(results / "tables/gold_vs_proxy.csv")
     steps = config["summaries"]["rl"]["steps"]

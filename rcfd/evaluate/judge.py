@@ -157,9 +157,9 @@ def summarise(soft: dict[str, np.ndarray]) -> dict[str, float]:
 
 def question_columns(columns) -> list[str]:
     """The judge-score columns (judge_<q>, not their soft scores or judged counts, nor the run's
-    `judge_model` and `judge_seconds`) among `columns`."""
+    `judge_model`) among `columns`."""
     return [c for c in columns if c.startswith("judge_") and not c.endswith(("_soft", "_judged"))
-            and c not in ("judge_model", "judge_seconds")]
+            and c != "judge_model"]
 
 
 def delta_demo(model: dict, demos: dict, columns: list[str]) -> float:

@@ -113,8 +113,8 @@ def judge_scores(judge: str | None, params: dict, device: str, gens: list[dict],
             scored[i][f"judge_{name}"] = float(v)
     seconds = time.time() - t0
     log.info("judge: %d samples x %d questions in %.1fs", len(keep), len(soft), seconds)
-    return {**J.summarise(soft), "n_judged": len(keep), "judge_seconds": seconds,  # time_breakdown's judge row
-            "judge_model": J.judge_name(judge)}
+    # judge_seconds is a timing, not a result: the evaluate step moves it into the provenance
+    return {**J.summarise(soft), "n_judged": len(keep), "judge_seconds": seconds, "judge_model": J.judge_name(judge)}
 
 
 def mauve(features: str | None, params: dict, device: str, demos: list[str], completions: list[str]) -> float:

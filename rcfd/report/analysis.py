@@ -82,8 +82,23 @@ def in_alpha_sweep(method: str) -> bool:
 
 FRONT_CAPTION = ("Figure 4's points (mean over seeds): each method's length and R_RM, their relative gaps to the "
                  "demonstrations', whether both are within 15% of them, whether the point is on the alpha sweep's "
-                 "Pareto front (no sweep run as short and as rewarded), and its R_RM minus the best R_RM of a sweep run "
-                 "no longer than it (front gap; > 0: beyond the front, empty: shorter than every sweep run)")
+                 "Pareto front (no sweep run as short and as rewarded), its R_RM minus the best R_RM of a sweep run "
+                 "no longer than it (front gap; > 0: beyond the front, empty: shorter than every sweep run), its "
+                 "distance to the demonstrations' point and to the front (the line through the front's points), both "
+                 "in units of the demonstrations' length and |R_RM|, and which sweep run lies nearest the "
+                 "demonstrations (the alpha a search would have found)")
+
+
+def distance_to_polyline(point: np.ndarray, vertices: np.ndarray) -> float:
+    """Euclidean distance from `point` to the polyline through `vertices` (rows, in order); to the
+    vertex itself when there is one."""
+    if len(vertices) == 1:
+        return float(np.linalg.norm(point - vertices[0]))
+    best = np.inf
+    for a, b in zip(vertices[:-1], vertices[1:]):
+        t = np.clip(np.dot(point - a, b - a) / max(np.dot(b - a, b - a), 1e-12), 0.0, 1.0)
+        best = min(best, float(np.linalg.norm(point - (a + t * (b - a)))))
+    return best
 
 
 def front_table(metrics: pd.DataFrame, tolerance: float = 0.15) -> pd.DataFrame:
@@ -96,6 +111,10 @@ def front_table(metrics: pd.DataFrame, tolerance: float = 0.15) -> pd.DataFrame:
         raise InputError("figure 4's table: no 'demonstrations' run among the metrics")
     demo = means.loc["demonstrations"]
     sweep = means.loc[[m for m in means.index if in_alpha_sweep(m)]]
+    scale = np.array([demo["mean_tokens"], abs(demo["avg_reward"]) or 1.0])  # the demonstrations' units
+    front = sweep.loc[non_dominated(sweep)].sort_values("mean_tokens").to_numpy() / scale if len(sweep) else None
+    to_demos = {m: float(np.linalg.norm((means.loc[m] - demo).to_numpy() / scale)) for m in means.index}
+    nearest = min(sweep.index, key=to_demos.get) if len(sweep) else None
     rows = []
     for m in sorted((m for m in means.index if m != "demonstrations"), key=sort_key):
         point = means.loc[m]
@@ -106,7 +125,11 @@ def front_table(metrics: pd.DataFrame, tolerance: float = 0.15) -> pd.DataFrame:
                      f"within {tolerance:.0%} of demos": all(abs(g) <= tolerance for g in gaps.values()),
                      "on the α front": m in non_dominated(pd.concat([sweep.drop(m, errors="ignore"), means.loc[[m]]]))
                      if len(sweep) else None,
-                     "front gap (R_RM)": point["avg_reward"] - shorter["avg_reward"].max() if len(shorter) else None})
+                     "front gap (R_RM)": point["avg_reward"] - shorter["avg_reward"].max() if len(shorter) else None,
+                     "distance to demos": to_demos[m],
+                     "distance to front": distance_to_polyline(point.to_numpy() / scale, front)
+                     if front is not None else None,
+                     "α run nearest demos": m == nearest})
     return pd.DataFrame(rows).round(3)
 
 

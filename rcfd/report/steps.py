@@ -114,7 +114,10 @@ def step_rloo_vs_ppo(a) -> None:
 
 
 def _training_logs(policies: list[str], columns: list[str]):
-    """(policy folder, its train_log.csv as a frame) for each folder; one line naming a missing file or column."""
+    """(policy folder, its train_log.csv as a frame) for each folder; one line naming a missing file or column.
+    The frame's attrs["roofline"] holds the folder's roofline.json (rcfd.train.floors) where the job wrote one."""
+    import json
+
     import pandas as pd
 
     for policy in policies:
@@ -124,6 +127,9 @@ def _training_logs(policies: list[str], columns: list[str]):
         frame = pd.read_csv(path)
         if not set(columns) <= set(frame.columns):
             raise InputError(f"{path}: needs column(s) {columns}")
+        roofline = Path(policy) / "roofline.json"
+        if roofline.exists():
+            frame.attrs["roofline"] = json.loads(roofline.read_text())
         yield policy, frame
 
 
@@ -169,6 +175,31 @@ def step_calibration(a) -> None:
     _appendix(a, "calibration")
 
 
+CLAIMS_CAPTION = ("Each claim of the paper judged over this run's seeds (rcfd/report/claims.py; the criteria are "
+                  "declared in the config's `claims` before the run): means ± 95% half-widths over the seeds; "
+                  "*inconclusive* where the interval straddles the criterion or a single seed gives none")
+
+
+def step_claims(a) -> None:
+    """The claims' verdicts (rcfd.report.claims): <out>.csv one row per claim, use case and criterion
+    with the numbers and verdicts; <out>.md the table the README shows (one row per claim, one column
+    per use case, linked to its table: params.links)."""
+    from ..utils import atomic, write_csv
+    from .claims import claims_markdown, claims_table
+    from .tables import load_metrics
+
+    p = a.params
+    table = claims_table(load_metrics(a.metrics), p["claims"], p["tasks"])
+    out = Path(a.out)
+    write_csv(table, out.with_suffix(".csv"))
+    md = f"{CLAIMS_CAPTION}\n\n" + claims_markdown(table, {k: v["claim"] for k, v in p["claims"].items()},
+                                                     p["links"], p["names"])
+    with atomic(out.with_suffix(".md")) as tmp:
+        tmp.write_text(md, encoding="utf-8")
+    log.info("\n%s", md)
+    write_step_provenance(out.with_suffix(".csv"), p, config_hash=p.get("config_hash"))
+
+
 def _benchmarks(folder: str | None) -> dict[str, float]:
     """Wall seconds per job, from Snakemake's benchmark files."""
     from .timing import read_benchmarks
@@ -183,21 +214,21 @@ def step_time_breakdown(a) -> None:
     files under --benchmarks; params.rules: the workflow's rules. With --policies (the RL runs'
     policy folders), also where an RL step's time went (rcfd.report.timing.rl_step_breakdown), written
     beside it as rl_step_breakdown.*."""
+    import pandas as pd
+
+    from ..provenance import read_provenance
     from .timing import read_benchmarks, time_breakdown
 
     if not Path(a.benchmarks).is_dir():
         raise InputError(f"--benchmarks {a.benchmarks}: no such folder")
     jobs = read_benchmarks(a.benchmarks)
     judge = None
-    if a.metrics:  # the evaluations' metrics: the judge's seconds in each
-        from .tables import load_metrics
-
-        metrics = load_metrics(a.metrics)
-        judge = metrics["judge_seconds"] if "judge_seconds" in metrics else None
+    if a.metrics:  # the judge's seconds in each evaluation, from its metrics' provenance
+        judge = pd.Series([read_provenance(m).get("judge_seconds") for m in a.metrics], dtype=float)
     caption = (f"Where the run's time goes: job-minutes per rule from Snakemake's benchmark files "
                f"({len(jobs)} jobs; jobs that ran side by side both count, so the total exceeds the wall time; "
                f"CPU-minutes over job-minutes: the cores a job kept busy"
-               + ("; 'of which the LLM judge': the evaluation jobs' minutes in the judge, from their metrics, "
+               + ("; 'of which the LLM judge': the evaluation jobs' minutes in the judge, from their metrics' provenance, "
                   "inside evaluate's and not counted again in the total; validate_judge: its validation)"
                   if judge is not None and judge.notna().any() else ")"))
     write_step_table(a, time_breakdown(jobs, a.params["rules"], judge), caption)
@@ -211,7 +242,10 @@ def step_time_breakdown(a) -> None:
                      "(generate), the reward callable (reward), TRL's no-grad log-probabilities of the sampling policy and, "
                      "with beta > 0, the reference (logprobs_no_grad), the loss's forward and backward passes, the "
                      "optimizer step, and the rest of TRL's step (other: tokenising, advantages, metrics); last row: each "
-                     "phase's share of every timed step")
+                     "phase's share of every timed step. Floors (rcfd.train.floors, from the GEMM throughput and memory "
+                     "bandwidth each training job measured on its machine, at the run's mean prompt and completion "
+                     "lengths): sampling as prefill plus each decoded token's weight and cache reads or FLOPs, whichever "
+                     "is slower; train (forward + backward) as its model FLOPs; x floor: the measured time over it")
 
 
 def step_figure(a) -> None:

@@ -14,7 +14,12 @@ linear layers (`LoraSettings`: r 32, lora_alpha 64), at one use case's paper bat
       a plain TRL `RLOOTrainer` with a constant reward, one after the other in the same run.
 
 Each measurement runs `warmup` untimed iterations, then `steps` timed ones between
-torch.cuda.synchronize() calls; the median is reported. The tokenizer is synthetic (words "w<id>",
+torch.cuda.synchronize() calls; the median is reported. (c) runs `repeats` times, the two paths
+alternating, and reports the median speed-up with its range over the repeats.
+
+Every phase is also reported against its floor on this machine (rcfd.train.floors: the GEMM
+throughput and memory bandwidth measured at the run's thread count): `*_floor_s` and the measured
+time over it, `*_x_floor`. The tokenizer is synthetic (words "w<id>",
 one token each) and its EOS id lies outside the model's vocabulary, so every sequence runs to
 `new_tokens` and the work per step is fixed.
 
@@ -47,8 +52,10 @@ from transformers import TrainerCallback
 from ..rewards import ClassifierReward, RewardModelConfig, make_reward_func
 from ..sampling import SamplingConfig
 from ..utils import InputError, log, pick_device, pick_dtype, seed_everything, write_json
+from . import floors as F
 from .checkpoints import Checkpoints
 from .common import LoraTraining
+from .floors import model_flops
 from .rl import RLConfig, rl_trainer
 
 SHAPES = {  # LlamaConfig arguments
@@ -68,10 +75,6 @@ PEAK_BF16_TFLOPS = [  # dense bf16 tensor-core peak from the vendor's spec sheet
     ("H100 PCIe", 756), ("H100 NVL", 835), ("H200 NVL", 835), ("H100", 989), ("H200", 989),
     ("A100", 312), ("L40S", 362), ("L40", 181), ("L4", 121),
 ]
-PEAK_HBM_TBS = [  # memory bandwidth (TB/s), same sources: decoding reads every weight once per token
-    ("H100 PCIe", 2.0), ("H100 NVL", 3.9), ("H200 NVL", 4.8), ("H100", 3.35), ("H200", 4.8),
-    ("A100-SXM4-80GB", 2.04), ("A100", 1.55), ("L40S", 0.864), ("L40", 0.864), ("L4", 0.3),
-]
 
 
 @dataclass
@@ -84,6 +87,7 @@ class BenchConfig(LoraTraining):
     generations: int = 2  # RLOO samples per prompt (its leave-one-out baseline needs 2; the paper's PPO: 1)
     warmup: int = 1
     steps: int = 3
+    repeats: int = 1  # (c) ours and plain TRL this many times each, alternating: the speed-up's spread
     gradient_checkpointing: bool = True  # TRL's RLOO default
     cpu_bf16: bool = False  # CPU: fp32, as plain TRL (GPUs train in bf16 either way)
     # our step's speed settings (rl.RLConfig): shared prompt prefill in sampling and loss, merged sampling,
@@ -100,6 +104,8 @@ class BenchConfig(LoraTraining):
             raise InputError(f"bench use case {self.use_case!r}: expected one of {sorted(USE_CASES)}")
         for key, value in USE_CASES[self.use_case].items():
             setattr(self, key, getattr(self, key) or value)
+        if self.repeats < 1:
+            raise InputError(f"bench repeats {self.repeats}: expected at least 1")
 
     @property
     def sequences(self) -> int:
@@ -150,25 +156,11 @@ def save_reward_model(tok, shape: str, path: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- FLOPs, peak, timing
-def model_flops(body: int, head: int, lora: int, tokens: int, completion_tokens: int, train: bool) -> float:
-    """Matmul FLOPs of a forward (train=False) or forward + LoRA backward (module docstring)."""
-    forward = 2 * (body + lora) * tokens + 2 * head * completion_tokens
-    backward = 2 * body * tokens + 2 * head * completion_tokens + 4 * lora * tokens
-    return float(forward + (backward if train else 0))
-
-
 def peak_tflops(device_name: str) -> float:
     for key, tflops in PEAK_BF16_TFLOPS:
         if key.lower() in device_name.lower():
             return float(tflops)
     log.info("no dense bf16 peak known for %r (rcfd.train.bench.PEAK_BF16_TFLOPS): MFU not reported (NaN)", device_name)
-    return float("nan")
-
-
-def peak_bandwidth(device_name: str) -> float:
-    for key, tbs in PEAK_HBM_TBS:
-        if key.lower() in device_name.lower():
-            return float(tbs)
     return float("nan")
 
 
@@ -256,7 +248,7 @@ def bench_generate_and_train(cfg: BenchConfig, tok, prompts: list[str], device: 
     if not all(torch.isfinite(x).item() for x in losses):
         log.warning("(b) the policy-gradient loss was not finite: %s", [x.item() for x in losses])
     return dict(params_matmul=body + head, params_head=head, params_lora=lora, params_bytes=param_bytes(model),
-                gen_s=gen_s[False], gen_s_compiled=gen_s[True], train_s=train_s)
+                config=model.get_base_model().config, gen_s=gen_s[False], gen_s_compiled=gen_s[True], train_s=train_s)
 
 
 # --------------------------------------------------------------------------- (c)
@@ -321,6 +313,33 @@ def bench_rloo(cfg: BenchConfig, tok, prompts: list[str], device: str, ours: boo
 
 
 # --------------------------------------------------------------------------- the whole benchmark
+def spread(values: list[float]) -> tuple[float, float, float]:
+    return statistics.median(values), min(values), max(values)
+
+
+def phase_floors(cfg: BenchConfig, r: dict, machine: F.Machine, device: str) -> dict[str, float]:
+    """Each phase's floor on `machine` (rcfd.train.floors.step_floors) in the dtypes it runs in: (a) TRL's
+    default sampling (the model's dtype, LoRA unmerged), (b) training (bf16 under autocast, as the
+    step), and the two RLOO steps' sampling + training: ours with its sampling settings, plain TRL's
+    all in the model's dtype. The reward and no-grad log-prob passes are left out of the floor."""
+    cuda = device.startswith("cuda")
+    model_dtype = str(pick_dtype(device)).removeprefix("torch.")
+    train_dtype = "bfloat16" if cuda or cfg.cpu_bf16 else "float32"
+    ours_sampling = "bfloat16" if cuda or cfg.cpu_bf16_sampling else model_dtype
+
+    def floors(sampling_dtype: str, merged: bool, training_dtype: str) -> dict[str, float]:
+        record = {"threads": machine.threads, "gemm_flops": machine.gemm_flops, "bandwidth": machine.bandwidth,
+                  "body": r["params_matmul"] - r["params_head"], "head": r["params_head"], "lora": r["params_lora"],
+                  "kv_bytes_per_token": F.kv_bytes_per_token(r["config"], sampling_dtype), "prompts": cfg.prompts,
+                  "sequences": cfg.sequences, "sampling_dtype": sampling_dtype, "merged": merged,
+                  "train_dtype": training_dtype}
+        return F.step_floors(record, cfg.prompt_tokens, cfg.new_tokens)
+
+    trl, ours = floors(model_dtype, False, model_dtype), floors(ours_sampling, cfg.merged_generation, train_dtype)
+    return dict(gen=trl["generate"], train=floors(model_dtype, False, train_dtype)["train"],
+                step_ours=sum(ours.values()), step_trl=sum(trl.values()))
+
+
 def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
     import pandas as pd
     import peft
@@ -334,22 +353,28 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
     tok = synthetic_tokenizer(vocab)
     prompts = random_prompts(cfg.prompts * (cfg.warmup + cfg.steps), cfg.prompt_tokens, vocab, cfg.seed)
     log.info("bench %s on %s (%s): %s", cfg.shape, name, pick_dtype(device), asdict(cfg))
+    machine = F.measure_machine(device)
+    log.info("machine at %d thread(s): GEMM %s GFLOP/s, memory %.1f GB/s", machine.threads,
+             {d: round(v / 1e9, 1) for d, v in machine.gemm_flops.items()}, machine.bandwidth / 1e9)
 
     r = bench_generate_and_train(cfg, tok, prompts, device)
     free_memory()
+    steps = {"trl": [], "ours": []}
     with tempfile.TemporaryDirectory() as work:
         save_reward_model(tok, cfg.shape, Path(work) / "reward_model")
-        step_trl = bench_rloo(cfg, tok, prompts, device, ours=False, work=Path(work))
-        free_memory()
-        step_ours = bench_rloo(cfg, tok, prompts, device, ours=True, work=Path(work))
-        free_memory()
+        for i in range(cfg.repeats):  # alternating, so that a slow spell of the machine hits both paths
+            log.info("(c) repeat %d of %d", i + 1, cfg.repeats)
+            for path in ("trl", "ours"):
+                steps[path].append(bench_rloo(cfg, tok, prompts, device, ours=path == "ours", work=Path(work)))
+                free_memory()
+    step_ours, step_trl = statistics.median(steps["ours"]), statistics.median(steps["trl"])
+    speedup, speedup_min, speedup_max = spread([t / o for t, o in zip(steps["trl"], steps["ours"])])
 
     B, P, C = cfg.sequences, cfg.prompt_tokens, cfg.new_tokens
     flops = dict(body=r["params_matmul"] - r["params_head"], head=r["params_head"], lora=r["params_lora"],
                  tokens=B * (P + C), completion_tokens=B * C)
     gen_flops, train_flops = model_flops(**flops, train=False), model_flops(**flops, train=True)
-    # the bandwidth floor of decoding: every weight read once per new token
-    gen_floor = r["params_bytes"] * C / (peak_bandwidth(name) * 1e12)
+    floor = phase_floors(cfg, r, machine, device)
 
     def mfu(flops: float, seconds: float) -> float:
         return flops / seconds / (peak * 1e12)
@@ -363,13 +388,21 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
         "shared_prefill": cfg.shared_prefill, "merged_generation": cfg.merged_generation,
         "cpu_bf16_sampling": cfg.cpu_bf16_sampling and not device.startswith("cuda"),
         "lora_r": cfg.lora.r, "lora_alpha": cfg.lora.lora_alpha, "warmup": cfg.warmup, "timed_steps": cfg.steps,
+        "repeats": cfg.repeats, "threads": machine.threads,
+        "gemm_gflops_fp32": machine.gemm_flops["float32"] / 1e9,
+        "gemm_gflops_bf16": machine.gemm_flops["bfloat16"] / 1e9, "memory_gbs": machine.bandwidth / 1e9,
         "params_matmul": r["params_matmul"], "params_lora": r["params_lora"], "peak_bf16_tflops": peak,
         "gen_s": r["gen_s"], "gen_tok_s": B * C / r["gen_s"], "gen_mfu": mfu(gen_flops, r["gen_s"]),
         "gen_s_compiled": r["gen_s_compiled"], "gen_tok_s_compiled": B * C / r["gen_s_compiled"],
-        "gen_floor_s": gen_floor, "gen_x_floor_compiled": r["gen_s_compiled"] / gen_floor,
+        "gen_floor_s": floor["gen"], "gen_x_floor": r["gen_s"] / floor["gen"],
+        "gen_x_floor_compiled": r["gen_s_compiled"] / floor["gen"],
         "train_s": r["train_s"], "train_tok_s": B * (P + C) / r["train_s"],
         "train_mfu": mfu(train_flops, r["train_s"]),
-        "step_s_ours": step_ours, "step_s_trl": step_trl, "speedup_vs_trl": step_trl / step_ours,
+        "train_floor_s": floor["train"], "train_x_floor": r["train_s"] / floor["train"],
+        "step_s_ours": step_ours, "step_s_trl": step_trl, "speedup_vs_trl": speedup,
+        "speedup_vs_trl_min": speedup_min, "speedup_vs_trl_max": speedup_max,
+        "step_floor_s_ours": floor["step_ours"], "step_x_floor_ours": step_ours / floor["step_ours"],
+        "step_floor_s_trl": floor["step_trl"], "step_x_floor_trl": step_trl / floor["step_trl"],
         "step_mfu_ours": mfu(gen_flops + train_flops, step_ours),
         "step_mfu_trl": mfu(gen_flops + train_flops, step_trl),
     }
@@ -377,8 +410,10 @@ def run_bench(cfg: BenchConfig, out: str | Path) -> dict:
     stem = Path(out) / slug
     write_json(stem.with_suffix(".json"), row)
     pd.DataFrame([row]).to_csv(stem.with_suffix(".csv"), index=False)
-    log.info("generation %.0f tok/s eager, %.0f tok/s compiled (%.1fx its bandwidth floor), training %.0f tok/s "
-             "(MFU %.3f), RLOO step %.3f s ours vs %.3f s plain TRL (x%.2f); wrote %s.{json,csv}", row["gen_tok_s"],
-             row["gen_tok_s_compiled"], row["gen_x_floor_compiled"], row["train_tok_s"], row["train_mfu"],
-             step_ours, step_trl, row["speedup_vs_trl"], stem)
+    log.info("generation %.0f tok/s eager (%.1fx its floor), %.0f tok/s compiled; training %.0f tok/s (%.1fx its "
+             "floor, MFU %.3f); RLOO step %.3f s ours (%.1fx its floor) vs %.3f s plain TRL (%.1fx): x%.2f "
+             "(%.2f-%.2f over %d repeats); wrote %s.{json,csv}", row["gen_tok_s"], row["gen_x_floor"],
+             row["gen_tok_s_compiled"], row["train_tok_s"], row["train_x_floor"], row["train_mfu"], step_ours,
+             row["step_x_floor_ours"], step_trl, row["step_x_floor_trl"], speedup, speedup_min, speedup_max,
+             cfg.repeats, stem)
     return row

@@ -16,7 +16,7 @@ from transformers import TrainerCallback
 from ..config import KL_SAMPLING_NEEDS
 from ..models import load_tokenizer
 from ..sampling import SamplingConfig, sampling_config, share_prefill
-from ..utils import InputError, from_params, log, pick_device, pick_dtype, seed_everything
+from ..utils import InputError, cpu_bf16_in_use, from_params, log, pick_device, pick_dtype, seed_everything, write_json
 from .checkpoints import Checkpoints, Snapshots, fault_injection, fit
 from .common import LoraTraining, per_process, trainer_args
 from .trl_patches import LossLogprobs, MergedGeneration, SamplingContext, SharedPrefixLoss, StepPhases, check_trl_version
@@ -168,9 +168,30 @@ def train_rl(policy: str, rows: list[dict], reward_func, beta: float, cfg: RLCon
 
         return train_ppo(model, load_tokenizer(policy), rows, reward_func, beta, cfg, ckpt, out)
     trainer = rl_trainer(model, load_tokenizer(policy), rows, reward_func, beta, cfg, ckpt)
+    record_roofline(trainer.model, cfg, out)
     if cfg.snapshot_steps:
         trainer.add_callback(Snapshots(ckpt, cfg.snapshot_steps))
     return fit(trainer, ckpt, lambda t: t.save_model(str(out)), out)
+
+
+def record_roofline(model, cfg: RLConfig, out: Path) -> None:
+    """policy/roofline.json: this machine's GEMM throughput and memory bandwidth, measured at the job's
+    thread count, with the run's weights, batch and dtypes (rcfd.train.floors.roofline), from which
+    time_breakdown's rl_step_breakdown gives each phase's floor on the machine that ran it."""
+    from . import distributed
+    from . import floors as F
+
+    if not distributed.is_main():
+        return
+    device = pick_device(cfg.device)
+    cuda = device.startswith("cuda")
+    sampling = "bfloat16" if cuda or cpu_bf16_in_use(cfg.sampling.cpu_bf16, device) else "float32"
+    train = "bfloat16" if cuda or cpu_bf16_in_use(cfg.cpu_bf16, device) else "float32"
+    per_step = per_process(cfg.prompts_per_step, "rl.prompts_per_step") * cfg.gradient_accumulation_steps
+    machine = F.measure_machine(device)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "roofline.json", F.roofline(model, machine, per_step, per_step * cfg.num_generations, sampling,
+                                                 cfg.merged_generation, train))
 
 
 def reward_columns(rows: list[dict]) -> dict[str, list]:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .. import assets
-from ..utils import InputError, from_params, read_rows, write_json, write_jsonl
+from ..utils import InputError, from_params, log, read_rows, write_json, write_jsonl
 from . import distributed
 
 
@@ -69,7 +69,9 @@ def step_train(a) -> None:
     from .common import write_log_history
 
     method = parse_method(a.method)
-    numbers = (["demo_reward"] if method.kind == "rl" else []) + (["demo_tokens"] if method.objective == "rcfd2" else [])
+    alpha_unit = a.params.get("alpha_unit", "per_token")  # R_alpha's unit (rewards.alpha_per_token)
+    lengths = method.objective == "rcfd2" or (method.alpha and alpha_unit != "per_token")
+    numbers = (["demo_reward"] if method.kind == "rl" else []) + (["demo_tokens"] if lengths else [])
     rows = read_rows(a.data, ["prompt", "demo"] + (["rejected"] if method.kind == "dpo" else []), numbers, split="train")
     if method.shuffled_targets:
         from .rl import shuffle_targets
@@ -82,19 +84,23 @@ def step_train(a) -> None:
         ckpt.claim()
         section = next(a.params[k] for k in ("rl", "sft", "dpo") if k in a.params)
         distributed.relaunch(section.get("processes", 1), a.argv)  # returns only when one process is asked for
-    t0 = time.time()
+    t0, summary = time.time(), {}
     if method.kind == "sft":
         from .sft import SFTStepConfig, train_sft
 
         history = train_sft(a.policy, rows, from_params(SFTStepConfig, a.params["sft"], "train.sft"), a.out, ckpt)
     elif method.kind == "rl":
         from ..models import load_tokenizer
-        from ..rewards import make_reward_func
+        from ..rewards import alpha_per_token, make_reward_func
         from .rl import rl_config, train_rl
 
         eos = load_tokenizer(a.policy).eos_token_id  # |y| counts policy tokens before the EOS
         cfg = rl_config(a.params["rl"], method.algorithm)
-        reward_func = make_reward_func(method.objective, _reward_model(a), method.alpha, eos, cfg.empty_completion)
+        alpha = alpha_per_token(method.alpha, alpha_unit, rows)
+        if method.alpha:
+            log.info("R_alpha: alpha %g (%s) = %.5g per token", method.alpha, alpha_unit, alpha)
+            summary["alpha_per_token"] = alpha
+        reward_func = make_reward_func(method.objective, _reward_model(a), alpha, eos, cfg.empty_completion)
         history = train_rl(a.policy, rows, reward_func, method.beta, cfg, a.out, ckpt)
     elif method.kind == "dpo":
         from .sft import DPOStepConfig, train_dpo
@@ -108,7 +114,7 @@ def step_train(a) -> None:
         return
     write_log_history(history, Path(a.out) / "train_log.csv")
     write_json(Path(a.out) / "train_summary.json", {"method": a.method, "seconds": round(time.time() - t0, 1),
-                                                      "steps": len([h for h in history if "loss" in h])})
+                                                      "steps": len([h for h in history if "loss" in h]), **summary})
 
 
 def step_bench(a) -> None:

@@ -274,6 +274,7 @@ PY
 #   *.provenance.json             written_at and the jobs' benchmark seconds
 #   policy/train_log.csv, policy/train_summary.json, reward_models/*/metrics.json
 #                                 wall-clock columns (train_runtime, samples per second, seconds)
+#   policy/roofline.json          the GEMM throughput and memory bandwidth the job measured
 #   policy/training_args.bin      the pickled TrainingArguments hold output_dir (the results dir)
 #   policy/adapter_config.json    PEFT writes target_modules from a set: its order follows the
 #                                 process's hash seed, so it is compared as sorted JSON
@@ -281,7 +282,7 @@ PY
 import fnmatch, json, sys
 from pathlib import Path
 local, slurm = map(Path, sys.argv[1:])
-VARY = ["*.provenance.json", "*/policy/train_log.csv", "*/policy/train_summary.json",
+VARY = ["*.provenance.json", "*/policy/train_log.csv", "*/policy/train_summary.json", "*/policy/roofline.json",
         "reward_models/*/metrics.json", "*/policy/training_args.bin", "tables/time_breakdown.*",
         "tables/rl_step_breakdown.*"]
 def files(root):

@@ -198,7 +198,9 @@ def train_params(task, method, seed):
     rl = {**t["rl"], "sampling": t.get("sampling", {})}
     if method in gold_methods(task):  # keep the adapters the gold-vs-proxy curve scores
         rl["snapshot_steps"] = GOLD["snapshot_steps"]
-    return as_json({"rl": with_runtime(rl, seed), **score_params(task)})  # the algorithm: in the method's name
+    unit = t.get("alpha_unit", "per_token")  # R_alpha's unit, passed where it changes alpha
+    alpha = {"alpha_unit": unit} if parse_method(method).alpha and unit != "per_token" else {}
+    return as_json({"rl": with_runtime(rl, seed), **score_params(task), **alpha})  # the algorithm: in the method's name
 
 
 GOLD = config.get("gold_vs_proxy")  # the gold-vs-proxy analysis (rule gold_vs_proxy), if configured
@@ -286,7 +288,7 @@ TASK_OUTPUTS = {task: ([n for n, t in PAPER_TABLES.items() if t.task == task],
 USE_CASES = {"wiki": "Use case 1 (log-likelihood, Wikipedia)", "movies": "Use case 2a (movie reviews)",
              "summaries": "Use cases 2b and 3 (summarisation)"}
 OVER_TASKS = {"comparison": "Comparison with the paper", "appendix_alignment": "Appendix",
-              "time_breakdown": "Appendix"}
+              "time_breakdown": "Appendix", "claims": "Comparison with the paper"}
 
 
 def reproduced_tables():
@@ -303,7 +305,28 @@ def run_targets():
         targets += table_files(f"calibration_{task}") + figure_files(f"training_{task}") + table_files(f"training_{task}")
     if gold_runs():
         targets += table_files("gold_vs_proxy") + figure_files("gold_vs_proxy")
-    return targets + table_files("comparison") + table_files("appendix_alignment")
+    claims = claims_files() if claimed_tasks() else []
+    return targets + table_files("comparison") + table_files("appendix_alignment") + claims
+
+
+def claimed_tasks():
+    """The configured use cases some claim of `claims` has criteria for (config order)."""
+    claimed = {task for claim in config.get("claims", {}).values() for task in claim if task != "claim"}
+    return [task for task in config["tasks"] if task in claimed]
+
+
+def claims_files():
+    return [f"{TABLES}/claims.csv", f"{TABLES}/claims.md"]
+
+
+def claims_params():
+    """What the claims step needs: the declarations, the use cases in column order, and each use
+    case's column name and table (linked from the README's table)."""
+    names = {"wiki": "Wikipedia", "movies": "movie reviews", "summaries": "summarisation"}
+    return {"name": "claims", "claims": config["claims"], "tasks": claimed_tasks(),
+            "names": {t: names[t] for t in claimed_tasks()},
+            "links": {t: f"{TABLES}/{TASK_OUTPUTS[t][0][0]}.md" for t in claimed_tasks()},
+            "config_hash": {t: task_config_hash(t) for t in claimed_tasks()}}
 
 
 def all_targets():

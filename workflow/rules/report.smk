@@ -91,6 +91,29 @@ rule comparison:
         " --out {params.prefix:q} > {log:q} 2>&1"
 
 
+# The paper's claims judged over the seeds (`snakemake claims`; config `claims`): the README's table.
+rule claims:
+    input:
+        metrics=lambda w: [f for task in claimed_tasks() for f in run_outputs(task, "metrics.csv")],
+    output:
+        in_report(claims_files(), "claims"),
+    params:
+        p=lambda w: as_json(claims_params()),
+        prefix=prefix_of,
+    resources:
+        **job_resources("claims"),
+    threads: config["threads_per_job"]
+    log:
+        f"{LOGS}/claims.log",
+    benchmark:
+        f"{BENCH}/claims.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd claims --threads {threads} --params {params.p:q} --metrics {input.metrics:q}"
+        " --out {params.prefix:q} > {log:q} 2>&1"
+
+
 # Where the run's job-minutes went, per rule, from the benchmark files: the last job of a run (its
 # inputs are every other table and figure, so every job it accounts for has finished).
 rule time_breakdown:
