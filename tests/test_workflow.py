@@ -216,11 +216,12 @@ def test_changing_one_beta_reruns_only_that_branch(smoke_run):
     work, configfile = smoke_run
     config = yaml.safe_load(configfile.read_text())
     config["movies"]["betas"][-1] = 0.25
-    changed = work / "configs/smoke_beta.yaml"
-    changed.write_text(yaml.safe_dump(config))
+    changed = work / "configs/smoke_beta.yaml"  # the claims name the new run in place of the old one
+    changed.write_text(yaml.safe_dump(config).replace("beta0.1", "beta0.25"))
     plan = _planned(work, changed)
     assert plan == {"train": 1, "generate": 1, "evaluate": 1, "table6": 1, "figure3": 1, "comparison": 1,
-                    "appendix_alignment": 1, "calibration": 1, "training_curves": 1, "time_breakdown": 1, "all": 1}
+                    "appendix_alignment": 1, "calibration": 1, "training_curves": 1, "claims": 1, "time_breakdown": 1,
+                    "all": 1}
 
 
 def test_report_holds_every_table_and_figure(smoke_run, tmp_path):

@@ -72,6 +72,7 @@ def bandwidth(device: str, megabytes: int = 256, rows: int = 16) -> float:
     n = megabytes * 2**20 // 4
     x = torch.ones(n, device=device)
     read = x.numel() * 4 / best_seconds(lambda: x.sum(), device, repeats=3)
+    del x  # one buffer at a time: the job's memory grows by `megabytes`, not twice that
     cols = megabytes * 2**20 // (2 * 4096)
     w = torch.ones(4096, cols, dtype=torch.bfloat16, device=device)
     h = torch.ones(rows, 4096, dtype=torch.bfloat16, device=device)
