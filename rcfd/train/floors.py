@@ -69,15 +69,19 @@ def gemm_flops(dtype: str, m: int, k: int, n: int, device: str) -> float:
 def bandwidth(device: str, megabytes: int = 256, rows: int = 16) -> float:
     """Bytes/s read from memory: the better of summing a `megabytes` fp32 tensor and a decode-shaped
     bf16 matmul ((rows x 4096) @ a `megabytes` weight), each far larger than the CPU's caches."""
-    n = megabytes * 2**20 // 4
-    x = torch.ones(n, device=device)
-    read = x.numel() * 4 / best_seconds(lambda: x.sum(), device, repeats=3)
-    del x  # one buffer at a time: the job's memory grows by `megabytes`, not twice that
-    cols = megabytes * 2**20 // (2 * 4096)
-    w = torch.ones(4096, cols, dtype=torch.bfloat16, device=device)
+    # one buffer at a time (each freed on return): the job's memory grows by `megabytes`, not twice that
+    return max(_summing(megabytes, device), _streaming(megabytes, rows, device))
+
+
+def _summing(megabytes: int, device: str) -> float:
+    x = torch.ones(megabytes * 2**20 // 4, device=device)
+    return x.numel() * 4 / best_seconds(lambda: x.sum(), device, repeats=3)
+
+
+def _streaming(megabytes: int, rows: int, device: str) -> float:
+    w = torch.ones(4096, megabytes * 2**20 // (2 * 4096), dtype=torch.bfloat16, device=device)
     h = torch.ones(rows, 4096, dtype=torch.bfloat16, device=device)
-    stream = w.numel() * 2 / best_seconds(lambda: h @ w, device, repeats=3)
-    return max(read, stream)
+    return w.numel() * 2 / best_seconds(lambda: h @ w, device, repeats=3)
 
 
 def measure_machine(device: str, shape: tuple[int, int, int] = (800, 576, 1536)) -> Machine:
