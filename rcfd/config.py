@@ -208,7 +208,8 @@ def claims_errors(config: dict) -> list[str]:
             t = config.get(task, {})
             runs = {"demonstrations", *t.get("methods", []), *(beta_name(b) for b in t.get("betas", [])),
                     *(alpha_name(a) for a in t.get("alphas", []))}
-            for i, c in enumerate(criteria):
+            alternatives = criteria["any"] if isinstance(criteria, dict) else [criteria]
+            for i, c in enumerate(c for alternative in alternatives for c in alternative):
                 methods = [c["method"]] if isinstance(c["method"], str) else c["method"]
                 for m in [*methods, c.get("vs", "demonstrations"), *c.get("among", [])]:
                     if m not in runs:

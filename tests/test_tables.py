@@ -386,7 +386,9 @@ def test_claims_verdicts_by_hand():
 
     def verdict(values, claims, query=None):
         frame = runs(values) if query is None else runs(values).query(query)
-        return claims_table(frame, claims, ["movies"])["verdict"].item()
+        verdicts = set(claims_table(frame, claims, ["movies"])["verdict"])  # one per claim and use case
+        assert len(verdicts) == 1
+        return verdicts.pop()
 
     above = {"C1": {"claim": "R β=0 above the demos", "movies": [{"above": "avg_reward", "method": "beta0"}]}}
     assert math.hypot(h, h) == pytest.approx(3.51, abs=0.01)
@@ -412,6 +414,22 @@ def test_claims_verdicts_by_hand():
     table = claims_table(runs({"rcfd2": 102.0, "demonstrations": 100.0}), both, ["movies"])
     assert table["criterion verdict"].tolist() == ["holds", "inconclusive"] and set(table["verdict"]) == {"inconclusive"}
     md = claims_markdown(table, {"C5": "two"}, {"movies": "t.md"}, {"movies": "movie reviews"})
-    assert md.splitlines()[2].startswith("| **C5** two | [**inconclusive**](t.md) (3 seeds): R: RCfD (two rewards) +2%")
+    assert md.splitlines()[2].startswith("| **C5** two | [**inconclusive**](t.md) (3 seeds): R +2%")
+    # nearest over (R, A), in units of the demonstrations' means (100, 100): rcfd2 at (110, 110) is
+    # 0.1·√2 = 0.14 away ± h/100 = 0.0248 (delta method), the nearest alpha run at (130, 130) 0.42: nearer
+    near = {"C5": {"claim": "nearer", "movies": [{"nearest": ["avg_reward", "alignment"], "method": "rcfd2",
+                                                   "among": ["alpha0.01", "alpha0.02"]}]}}
+    points = {"rcfd2": 110.0, "alpha0.01": 130.0, "alpha0.02": 150.0, "demonstrations": 100.0}
+    table = claims_table(runs(points), near, ["movies"])
+    assert table["verdict"].item() == "holds"
+    assert table["numbers"].item() == f"distance to demos (R, A) 0.14±{h / 100:.2f} vs R α=0.01 0.42±{h / 100:.2f}"
+    assert verdict({**points, "rcfd2": 160.0}, near) == "does not hold"
+    # alternatives: one that holds is enough; none that can hold: does not hold
+    alternatives = {"C5": {"claim": "either", "movies": {"any": [
+        [{"within": "avg_reward", "method": "rcfd2"}], near["C5"]["movies"]]}}}
+    assert verdict({**points, "rcfd2": 125.0}, alternatives) == "holds"  # 25% off, but nearer than 130
+    assert verdict({**points, "rcfd2": 160.0}, alternatives) == "does not hold"
+    table = claims_table(runs({**points, "rcfd2": 125.0}), alternatives, ["movies"])
+    assert table["alternative"].tolist() == [1, 2] and table["criterion verdict"].tolist() == ["does not hold", "holds"]
     with pytest.raises(InputError, match="claims.C1.movies: no metric 'avg_reward' of run"):
         claims_table(runs({"beta0": 14.0}), above, ["movies"])
