@@ -278,8 +278,9 @@ PY
 #   policy/training_args.bin      the pickled TrainingArguments hold output_dir (the results dir)
 #   policy/adapter_config.json    PEFT writes target_modules from a set: its order follows the
 #                                 process's hash seed, so it is compared as sorted JSON
+#   tables/claims.md              its links name the run's results folder: compared without it
 "$PYTHON" - "$LOCAL_DIR" "$SLURM_DIR" <<'PY'
-import fnmatch, json, sys
+import fnmatch, json, re, sys
 from pathlib import Path
 local, slurm = map(Path, sys.argv[1:])
 VARY = ["*.provenance.json", "*/policy/train_log.csv", "*/policy/train_summary.json", "*/policy/roofline.json",
@@ -294,6 +295,8 @@ def normal(path):
         for d in c:
             d["target_modules"] = sorted(d["target_modules"])
         return c
+    if path.endswith("claims.md"):  # its links name the run's own tables folder: compared without it
+        return tuple(re.sub(r"\]\([^)]*/tables/", "](tables/", (root / path).read_text()) for root in (local, slurm))
     return (local / path).read_bytes(), (slurm / path).read_bytes()
 a, b = files(local), files(slurm)
 problems = []
