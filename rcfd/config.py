@@ -210,6 +210,10 @@ def claims_errors(config: dict) -> list[str]:
                     *(alpha_name(a) for a in t.get("alphas", []))}
             alternatives = criteria["any"] if isinstance(criteria, dict) else [criteria]
             for i, c in enumerate(c for alternative in alternatives for c in alternative):
+                kind = next((k for k in ("lowest", "nearest") if k in c), None)
+                if kind and not c.get("among"):
+                    errors.append(f"config key 'claims.{name}.{task}[{i}]': '{kind}' compares with the runs of "
+                                  "'among'; none given")
                 methods = [c["method"]] if isinstance(c["method"], str) else c["method"]
                 for m in [*methods, c.get("vs", "demonstrations"), *c.get("among", [])]:
                     if m not in runs:

@@ -200,6 +200,8 @@ MALFORMED = [
     (("claims", "C2", "movies"), [{"within": "avg_reward", "above": "alignment", "method": "beta0"}], "config key 'claims"),
     (("claims", "C3", "paris"), [{"lowest": "alignment", "method": "rcfd"}], "config key 'claims"),
     (("claims", "C5", "claim"), "DEL", "config key 'claims"),
+    (("claims", "C3", "movies"), [{"lowest": "alignment", "method": "rcfd"}],
+     "config key 'claims.C3.movies[0]': 'lowest' compares with the runs of 'among'; none given"),
     (("summaries", "reward_model", "score", "max_length"), 100,
      "config key 'summaries.reward_model.score.max_length': 100 cannot hold a 80-token completion"),
     (("summaries", "reward_model", "train", "max_length"), 114,

@@ -164,10 +164,6 @@ def peak_tflops(device_name: str) -> float:
     return float("nan")
 
 
-def param_bytes(model) -> int:
-    return sum(p.numel() * p.element_size() for p in model.parameters())
-
-
 def sync() -> None:
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -247,7 +243,7 @@ def bench_generate_and_train(cfg: BenchConfig, tok, prompts: list[str], device: 
     train_s = timed(train_step, cfg.warmup, cfg.steps)
     if not all(torch.isfinite(x).item() for x in losses):
         log.warning("(b) the policy-gradient loss was not finite: %s", [x.item() for x in losses])
-    return dict(params_matmul=body + head, params_head=head, params_lora=lora, params_bytes=param_bytes(model),
+    return dict(params_matmul=body + head, params_head=head, params_lora=lora,
                 config=model.get_base_model().config, gen_s=gen_s[False], gen_s_compiled=gen_s[True], train_s=train_s)
 
 
