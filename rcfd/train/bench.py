@@ -324,11 +324,9 @@ def phase_floors(cfg: BenchConfig, r: dict, machine: F.Machine, device: str) -> 
     ours_sampling = "bfloat16" if cuda or cfg.cpu_bf16_sampling else model_dtype
 
     def floors(sampling_dtype: str, merged: bool, training_dtype: str) -> dict[str, float]:
-        record = {"threads": machine.threads, "gemm_flops": machine.gemm_flops, "bandwidth": machine.bandwidth,
-                  "body": r["params_matmul"] - r["params_head"], "head": r["params_head"], "lora": r["params_lora"],
-                  "kv_bytes_per_token": F.kv_bytes_per_token(r["config"], sampling_dtype), "prompts": cfg.prompts,
-                  "sequences": cfg.sequences, "sampling_dtype": sampling_dtype, "merged": merged,
-                  "train_dtype": training_dtype}
+        weights = (r["params_matmul"] - r["params_head"], r["params_head"], r["params_lora"])
+        record = F.roofline(machine, weights, r["config"], cfg.prompts, cfg.sequences, sampling_dtype, merged,
+                            training_dtype)
         return F.step_floors(record, cfg.prompt_tokens, cfg.new_tokens)
 
     trl, ours = floors(model_dtype, False, model_dtype), floors(ours_sampling, cfg.merged_generation, train_dtype)

@@ -140,13 +140,13 @@ def kv_bytes_per_token(config, dtype: str) -> int:
     return 2 * config.num_hidden_layers * kv_heads * head_dim * DTYPES[dtype].itemsize
 
 
-def roofline(model, machine: Machine, prompts: int, sequences: int, sampling_dtype: str, merged: bool,
-             train_dtype: str) -> dict:
+def roofline(machine: Machine, weights: tuple[int, int, int], config, prompts: int, sequences: int,
+             sampling_dtype: str, merged: bool, train_dtype: str) -> dict:
     """What an RL job records beside its training log (policy/roofline.json) so that each phase's floor
-    can be computed on the machine that ran it: the measured rates, the policy's weights (a LoRA-wrapped
-    `model`), the cache bytes per position, the batch, and the dtypes sampling and training ran in."""
-    body, head, lora = count_weights(model)
-    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    can be computed on the machine that ran it: the measured rates, the policy's (body, head, lora)
+    weights (count_weights), the cache bytes per position of its transformers `config`, the batch,
+    and the dtypes sampling and training ran in."""
+    body, head, lora = weights
     return {"threads": machine.threads, "gemm_flops": machine.gemm_flops, "bandwidth": machine.bandwidth,
             "body": body, "head": head, "lora": lora, "kv_bytes_per_token": kv_bytes_per_token(config, sampling_dtype),
             "prompts": prompts, "sequences": sequences, "sampling_dtype": sampling_dtype, "merged": merged,

@@ -190,8 +190,9 @@ def record_roofline(model, cfg: RLConfig, out: Path) -> None:
     per_step = per_process(cfg.prompts_per_step, "rl.prompts_per_step") * cfg.gradient_accumulation_steps
     machine = F.measure_machine(device)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "roofline.json", F.roofline(model, machine, per_step, per_step * cfg.num_generations, sampling,
-                                                 cfg.merged_generation, train))
+    config = model.get_base_model().config if hasattr(model, "get_base_model") else model.config
+    write_json(out / "roofline.json", F.roofline(machine, F.count_weights(model), config, per_step,
+                                                 per_step * cfg.num_generations, sampling, cfg.merged_generation, train))
 
 
 def reward_columns(rows: list[dict]) -> dict[str, list]:
