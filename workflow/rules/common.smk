@@ -13,6 +13,12 @@ from rcfd.report.tables import TABLES as PAPER_TABLES, labels_of
 check_config_files(workflow.configfiles or [workflow.source_path("../../config.yaml")])
 check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 
+# `--config use_judge=False`: the tasks' evaluations drop their judge section (and with it the judge's
+# columns, its validation and the 1.5B model build: on an AVX2 core ~6 min per evaluation)
+if not config["use_judge"]:
+    for task in config["tasks"]:
+        config[task]["evaluate"].pop("judge", None)
+
 R = config["results_dir"]  # per-run results (tables, metrics, trained adapters)
 F = config["figures_dir"]
 ALGORITHM = config.get("algorithm", "rloo")
