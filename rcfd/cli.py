@@ -37,6 +37,7 @@ STEPS = {
     "comparison": ("report.steps", ["metrics+", "scored+", "judge_validation+", "out"]),
     "appendix_alignment": ("report.steps", ["scored+", "metrics+", "out"]),
     "calibration": ("report.steps", ["scored+", "metrics+", "out"]),
+    "predictability": ("report.steps", ["scored+", "metrics+", "policies+", "out", "table"]),
     "rloo_vs_ppo": ("report.steps", ["metrics+", "policies+", "out"]),
     "training_curves": ("report.steps", ["policies+", "demos", "out", "table"]),
     "gold_vs_proxy": ("report.steps", ["scored+", "judge_validation+", "out", "figure"]),

@@ -108,7 +108,7 @@ def method_errors(task: str, t: dict) -> list[str]:
     bad = [m for m in t.get("methods", []) if not configurable_method(str(m))]
     if bad:
         errors.append(f"config key '{task}.methods': {bad[0]!r} is not a method; expected base, sft, rcfd, rcfd2, "
-                      "rcfd_shuffled, dpo, dpo_early, greedy, temp<t> or nucleus<p> (R_beta and R_alpha come from "
+                      "rcfd_shuffled, rcfd_energy, dpo, dpo_early, greedy, temp<t> or nucleus<p> (R_beta and R_alpha come from "
                       "'betas' and 'alphas')")
     for m in t.get("methods", []):
         if m in bad:
@@ -222,6 +222,80 @@ def claims_errors(config: dict) -> list[str]:
     return errors
 
 
+def predictability_tasks(config: dict) -> dict[str, dict]:
+    """The tasks of `predictability` (rule predictability), by prompt length n: its use case at the
+    configured length is the task itself (config unchanged: the default runs are shared), any other
+    length a task of its own, `<task>_p<n>`, with the predictability methods (`at_prompt_length`)."""
+    spec = config.get("predictability")
+    if not spec:
+        return {}
+    task, base = spec["task"], config[spec["task"]]
+    return {(task if n == base["data"]["prompt_tokens"] else f"{task}_p{n}"):
+            (base if n == base["data"]["prompt_tokens"] else at_prompt_length(base, n, spec["methods"]))
+            for n in spec["prompt_tokens"]}
+
+
+def at_prompt_length(base: dict, n: int, methods: list[str]) -> dict:
+    """A movie-review task's config with n-token prompts and `methods` (beta<b> names become its betas).
+    Only the prompt/demonstration boundary moves: the demonstration stays the next max_demo_tokens,
+    and the reward model trains on, and reads, prefixes as much longer (rm_prefix_tokens and its
+    max_length shift with n), so no length is cut differently."""
+    import copy
+
+    d = n - base["data"]["prompt_tokens"]
+    t = copy.deepcopy(base)
+    t["data"]["prompt_tokens"] = n
+    if "rm_prefix_tokens" in base["data"]:  # else the reward model trains on whole reviews
+        t["data"]["rm_prefix_tokens"] = base["data"]["rm_prefix_tokens"] + d
+    for section in ("train", "score"):
+        if "max_length" in t["reward_model"].get(section, {}):
+            t["reward_model"][section]["max_length"] += d
+    parsed = [parse_method(m) for m in methods]
+    t["methods"] = [m.name for m in parsed if m.objective != "reward"]
+    t["betas"] = [m.beta for m in parsed if m.objective == "reward"]
+    t["alphas"] = []
+    t["evaluate"].pop("judge", None)  # A, R² and the decomposition read rewards only
+    return t
+
+
+def predictability_errors(config: dict) -> list[str]:
+    """`predictability` names its use case's lengths and methods sensibly, and each of its tasks is
+    a valid task (before any job)."""
+    spec = config.get("predictability")
+    if not spec:
+        return []
+    errors = []
+    if spec["task"] not in config.get("tasks", []) and spec["task"] not in config:
+        errors.append(f"config key 'predictability.task': {spec['task']!r} has no section in this config")
+    bad = [m for m in spec["methods"] if not re.fullmatch(METHOD_REGEX, str(m)) or m == "demonstrations"
+           or (re.fullmatch(METHOD_REGEX, str(m)) and parse_method(m).algorithm != "rloo")]
+    if bad:
+        errors.append(f"config key 'predictability.methods': {bad[0]!r} is not a method to run (base, sft, rcfd, "
+                      "rcfd_energy, beta<b>, ...)")
+    elif "base" not in spec["methods"]:
+        errors.append("config key 'predictability.methods': needs 'base' (its samples measure how much the prompt "
+                      "predicts its demonstration's reward)")
+    elif any(parse_method(m).alpha for m in spec["methods"]):
+        errors.append("config key 'predictability.methods': R_alpha has no length reward in this use case")
+    if errors or spec["task"] not in config:
+        return errors
+    algorithm = config.get("algorithm", "rloo")
+    for n in spec["prompt_tokens"]:
+        t, name = at_prompt_length(config[spec["task"]], n, spec["methods"]), f"{spec['task']}_p{n}"
+        errors += [e.replace(f"config key '{name}.", f"config key '{spec['task']}.", 1)
+                   .replace("': ", f"' (predictability, {n}-token prompts): ", 1) for e in method_errors(name, t) + batch_errors(name, t) + kl_errors(name, t, algorithm)
+                   + energy_errors(name, t, algorithm)]
+    return errors
+
+
+def energy_errors(task: str, t: dict, algorithm: str) -> list[str]:
+    """RCfD's energy score corrects RLOO's leave-one-out baseline, which needs 3 samples a prompt."""
+    if "rcfd_energy" in t.get("methods", []) and algorithm == "rloo" and t.get("rl", {}).get("num_generations", 2) < 3:
+        return [f"config key '{task}.rl.num_generations': rcfd_energy under RLOO needs at least 3 generations per "
+                "prompt (its leave-one-out correction, rewards.rcfd_energy_reward)"]
+    return []
+
+
 def semantic_errors(config: dict) -> list[str]:
     errors = value_errors(config)
     for task in config["tasks"]:
@@ -235,6 +309,7 @@ def semantic_errors(config: dict) -> list[str]:
         rl = t.get("rl", {})
         if rl.get("num_generations", 2) < 2:
             errors.append(f"config key '{task}.rl.num_generations': RLOO needs at least 2 generations per prompt")
+        errors += energy_errors(task, t, config.get("algorithm", "rloo"))
         if t.get("policy", "policy") not in config["models"]:
             errors.append(f"config key '{task}.policy': {t['policy']!r} is not a key of 'models' "
                           f"({', '.join(config['models'])})")
@@ -271,7 +346,7 @@ def semantic_errors(config: dict) -> list[str]:
             if gen != demo:
                 errors.append(f"config key 'wiki.generate.max_new_tokens': {gen} must equal wiki.data.eval_demo_tokens "
                               f"({demo}), so that generations and human text are compared at the same length")
-    return errors + gold_errors(config) + claims_errors(config)  # after the tasks' own: a bad method list first
+    return errors + gold_errors(config) + claims_errors(config) + predictability_errors(config)  # after the tasks' own: a bad method list first
 
 
 class _UniqueKeys(yaml.SafeLoader):

@@ -4,6 +4,8 @@ base          the initial policy, no training, sampled with the task's `generate
 sft           supervised fine-tuning on the demonstrations
 beta<b>       RL on R_beta = R_RM - b * KL (beta0 is the paper's "R, beta=0": pure maximisation)
 rcfd          RL on R_CfD = -(R_RM(x, y) - R_RM(x, y_demo))^2, beta = 0
+rcfd_energy   RCfD towards the demonstrations' reward distribution rather than their conditional mean:
+              the energy score of a prompt's samples against its demo (beyond the paper; rewards.py)
 rcfd_shuffled RCfD with the demonstrations' rewards shuffled across training prompts: a control for
               whether the per-prompt target matters (the target keeps its distribution, loses its prompt)
 alpha<a>      RL on R_alpha = R_RM + a * R_length, R_length = -|y| (use case 3), beta = 0
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 _NUMBER = r"[0-9]+(\.[0-9]+)?"
 PPO = "_ppo"  # suffix of an RL method trained with PPO
 # the method grammar, once: the trained methods (the `train` rule's wildcard), then every method
-TRAINED_REGEX = rf"sft|(rcfd2|rcfd_shuffled|rcfd|beta{_NUMBER}|alpha{_NUMBER})({PPO})?|dpo_early|dpo"
+TRAINED_REGEX = rf"sft|(rcfd2|rcfd_shuffled|rcfd_energy|rcfd|beta{_NUMBER}|alpha{_NUMBER})({PPO})?|dpo_early|dpo"
 METHOD_REGEX = rf"base|{TRAINED_REGEX}|greedy|temp{_NUMBER}|nucleus{_NUMBER}|demonstrations"
 
 
@@ -35,7 +37,7 @@ METHOD_REGEX = rf"base|{TRAINED_REGEX}|greedy|temp{_NUMBER}|nucleus{_NUMBER}|dem
 class Method:
     name: str
     kind: str  # "base", "sft", "rl", "dpo", "decoding", "demonstrations"
-    objective: str | None = None  # "reward", "rcfd" or "rcfd2" for kind "rl"
+    objective: str | None = None  # "reward", "rcfd", "rcfd2" or "rcfd_energy" for kind "rl"
     beta: float = 0.0
     alpha: float = 0.0  # weight of the length reward R_length = -|y|
     decoding: tuple[tuple[str, float], ...] = ()  # generate-setting overrides, kind "decoding"
@@ -53,6 +55,8 @@ class Method:
             return f"R α={self.alpha:g}" if self.alpha else f"R β={self.beta:g}"
         if self.objective == "rcfd2":
             return "RCfD (two rewards)"
+        if self.objective == "rcfd_energy":
+            return "RCfD (energy score)"
         if self.shuffled_targets:
             return "RCfD (shuffled targets)"
         if self.kind == "dpo":
@@ -93,7 +97,7 @@ def with_algorithm(name: str, algorithm: str) -> str:
 
 def parse_method(name: str) -> Method:
     if not re.fullmatch(METHOD_REGEX, name):
-        raise ValueError(f"unknown method {name!r}; expected base, sft, rcfd, rcfd_shuffled, demonstrations, beta<number>, "
+        raise ValueError(f"unknown method {name!r}; expected base, sft, rcfd, rcfd_shuffled, rcfd_energy, demonstrations, beta<number>, "
                          "greedy, temp<number> or nucleus<number> (an RL method may end in _ppo)")
     if name.endswith(PPO):
         return dataclasses.replace(parse_method(name.removesuffix(PPO)), name=name, algorithm="ppo")
@@ -101,7 +105,7 @@ def parse_method(name: str) -> Method:
         return Method(name, "rl", "reward", float(name[4:]))
     if name.startswith("alpha"):
         return Method(name, "rl", "reward", 0.0, alpha=float(name[5:]))
-    if name in ("rcfd", "rcfd2"):
+    if name in ("rcfd", "rcfd2", "rcfd_energy"):
         return Method(name, "rl", name, 0.0)
     if name == "rcfd_shuffled":
         return Method(name, "rl", "rcfd", 0.0, shuffled_targets=True)
@@ -142,5 +146,5 @@ def sort_key(name: str) -> tuple:
     RCfD; then the length-reward block: early-stopped DPO, R alpha ascending, two-reward RCfD."""
     m = parse_method(name)
     order = {"demonstrations": 0, "base": 1, "decoding": 2, "sft": 3, "dpo": 4, "rl": 5}[m.kind]
-    return (m.length_block, order, m.objective in ("rcfd", "rcfd2"), m.shuffled_targets, m.beta, m.alpha,
+    return (m.length_block, order, m.objective in ("rcfd", "rcfd2", "rcfd_energy"), m.objective == "rcfd_energy", m.shuffled_targets, m.beta, m.alpha,
             m.decoding, m.algorithm == "ppo")

@@ -9,6 +9,8 @@
 - R_alpha: R_RM(x, y) + alpha * R_length(y), R_length = -|y|                 (`length_reward`;
            alpha per token, or in the reward model's units: `alpha_per_token`)
 - RCfD with two rewards: sum of the whitened per-reward RCfD rewards         (`rcfd_multi_reward`)
+- RCfD towards the demonstrations' distribution (beyond the paper): the energy score of the
+           prompt's samples against its demo, -|R - R_demo| + E|R - R'|      (`rcfd_energy_reward`)
 
 During RL the KL term of R_beta is added by TRL's RLOO trainer from the sampled tokens' log
 probabilities (its `beta`); the reward callables below give it R_RM or R_CfD.
@@ -26,6 +28,31 @@ from .utils import InputError, batched, cpu_autocast, log
 def rcfd_reward(policy_reward: torch.Tensor | float, demo_reward: torch.Tensor | float):
     """Reward Calibration from Demonstration: pull the policy's reward to its demo's reward."""
     return -((policy_reward - demo_reward) ** 2)
+
+
+def rcfd_energy_reward(rewards: torch.Tensor, demo_reward, leave_one_out: bool = True) -> torch.Tensor:
+    """RCfD towards the demonstrations' distribution, not their conditional mean (beyond the paper;
+    docs/rcfd_optimum.md). `rewards` (..., k): R_RM of one prompt's k samples; `demo_reward` (...):
+    its demonstration's.
+
+    RCfD's squared distance is minimised by E[R_d | x] with no spread, so when the prompt tells
+    little about its demonstration's reward the policy is narrower than the demonstrations. The
+    energy score E|R - R_d| - 1/2 E|R - R'| (R, R' two independent samples) is a strictly proper
+    scoring rule: minimised only when the policy's reward on x is distributed as R_d given x, so its
+    pooled optimum is the demonstrations' distribution, with no coefficient to tune. Its policy
+    gradient is REINFORCE on -|R_i - R_d| + E|R_i - R'| (the pairwise term's gradient flows through
+    both samples, hence 1 and not 1/2), E|R_i - R'| being the mean over the prompt's other samples.
+
+    Under RLOO's leave-one-out baseline each other sample's reward holds |R_j - R_i|, which takes
+    1/(k-1) of the pairwise term's gradient away: `leave_one_out` scales the term by (k-1)/(k-2) to
+    undo it (k >= 3). With a batch-mean baseline (PPO) the loss is O(1/batch) and is not corrected."""
+    k = rewards.shape[-1]
+    if k < (3 if leave_one_out else 2):
+        raise InputError(f"RCfD's energy score needs {3 if leave_one_out else 2}+ samples per prompt "
+                         f"({'RLOO' if leave_one_out else 'PPO'}), got {k}")
+    demo = torch.as_tensor(demo_reward, dtype=rewards.dtype).unsqueeze(-1)
+    spread = (rewards.unsqueeze(-1) - rewards.unsqueeze(-2)).abs().sum(-1) / (k - 1)  # mean over the others
+    return -(rewards - demo).abs() + ((k - 1) / (k - 2) if leave_one_out else 1.0) * spread
 
 
 def kl_regularised_reward(reward, logprob_policy, logprob_ref, beta: float):
@@ -246,13 +273,27 @@ def rcfd_multi_reward(rewards: list[torch.Tensor], demo_rewards: list[torch.Tens
 EMPTY_COMPLETION = ("score", "worst")  # config `rl.empty_completion`
 
 
+def per_prompt(prompts: list[str], values: torch.Tensor, demo: torch.Tensor, fn) -> torch.Tensor:
+    """fn(values of one prompt's samples, its demo value) applied prompt by prompt (samples of a
+    prompt need not be adjacent), results back in the samples' order."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(p, []).append(i)
+    out = torch.empty_like(values)
+    for index in groups.values():
+        out[index] = fn(values[index], demo[index[0]])
+    return out
+
+
 def make_reward_func(objective: str, reward_model, alpha: float = 0.0, eos_token_id: int | None = None,
-                     empty_completion: str = "score"):
+                     empty_completion: str = "score", leave_one_out: bool = True):
     """The TRL reward callable for an objective:
 
-    "reward"  R_RM + alpha * R_length  (R and R_beta with alpha = 0; the paper's R_alpha otherwise)
-    "rcfd"    -(R_RM(x, y) - R_RM(x, y_demo))^2
-    "rcfd2"   RCfD on the two rewards R_RM and R_length (`rcfd_multi_reward`)
+    "reward"       R_RM + alpha * R_length  (R and R_beta with alpha = 0; the paper's R_alpha otherwise)
+    "rcfd"         -(R_RM(x, y) - R_RM(x, y_demo))^2
+    "rcfd2"        RCfD on the two rewards R_RM and R_length (`rcfd_multi_reward`)
+    "rcfd_energy"  the energy score of each prompt's samples against its demo (`rcfd_energy_reward`;
+                   `leave_one_out`: the optimiser's baseline is RLOO's)
 
     TRL passes every dataset column as a keyword argument: RCfD reads `demo_reward` (scored once
     before training) and, with two rewards, `demo_tokens`; lengths come from `completion_ids`
@@ -264,7 +305,7 @@ def make_reward_func(objective: str, reward_model, alpha: float = 0.0, eos_token
     through TRL's `log_metric`, the batch's raw R_RM and length (`monitor/*` in train_log.csv): the
     objective alone (e.g. RCfD's -(r - r_demo)^2) does not say where the policy's reward and length go.
     """
-    if objective not in ("reward", "rcfd", "rcfd2"):
+    if objective not in ("reward", "rcfd", "rcfd2", "rcfd_energy"):
         raise ValueError(f"unknown objective {objective!r}")
     if empty_completion not in EMPTY_COMPLETION:
         raise InputError(f"config key 'rl.empty_completion' {empty_completion!r}: expected one of {EMPTY_COMPLETION}")
@@ -283,6 +324,9 @@ def make_reward_func(objective: str, reward_model, alpha: float = 0.0, eos_token
             out = scores + alpha * length_reward(length) if alpha else scores
         elif objective == "rcfd":
             out = rcfd_reward(scores, torch.tensor(demo_reward, dtype=scores.dtype))
+        elif objective == "rcfd_energy":
+            out = per_prompt(prompts, scores, torch.tensor(demo_reward, dtype=scores.dtype),
+                             lambda r, d: rcfd_energy_reward(r, d, leave_one_out))
         else:
             if demo_tokens is None:
                 raise ValueError("two-reward RCfD needs a 'demo_tokens' column in the training data")

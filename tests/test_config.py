@@ -259,6 +259,39 @@ def test_malformed_config_is_refused_in_one_line(path, value, message):
     assert message in _error(c)
 
 
+def test_energy_rcfd_needs_three_samples_a_prompt_under_rloo():
+    c = load(REPO / "configs/paper.yaml")  # 2 generations a prompt
+    c["movies"]["methods"] += ["rcfd_energy"]
+    assert "config key 'movies.rl.num_generations': rcfd_energy under RLOO needs at least 3" in _error(c)
+    c["movies"]["rl"]["num_generations"] = 3
+    check_config(c, SCHEMA)  # accepted
+    c["movies"]["rl"]["num_generations"], c["algorithm"] = 2, "ppo"  # PPO's batch-mean baseline: 2 suffice
+    check_config(c, SCHEMA)
+
+
+def test_predictability_tasks_move_only_the_prompt_boundary():
+    from rcfd.config import predictability_tasks
+
+    c = load(REPO / "config.yaml")
+    check_config(c, SCHEMA)
+    tasks = predictability_tasks(c)
+    assert list(tasks) == ["movies", "movies_p30", "movies_p60"] and tasks["movies"] is c["movies"]
+    t, base = tasks["movies_p60"], c["movies"]
+    assert t["data"]["prompt_tokens"] == 60 and t["data"]["max_demo_tokens"] == base["data"]["max_demo_tokens"]
+    assert t["data"]["rm_prefix_tokens"] - base["data"]["rm_prefix_tokens"] == 50  # the RM reads what it scores
+    for section in ("train", "score"):
+        assert t["reward_model"][section]["max_length"] - base["reward_model"][section]["max_length"] == 50
+    assert (t["methods"], t["betas"], "judge" in t["evaluate"]) == (["base", "sft", "rcfd", "rcfd_energy"], [0.3], False)
+    assert base["data"]["prompt_tokens"] == 10 and "rcfd_energy" not in base["methods"]  # the default run: unchanged
+    c["predictability"]["methods"] = ["sft", "rcfd"]
+    assert "config key 'predictability.methods': needs 'base'" in _error(c)
+    c = load(REPO / "config.yaml")
+    c["movies"]["rl"]["num_generations"] = 2
+    c["movies"]["methods"] = ["base", "sft", "rcfd"]
+    assert ("config key 'movies.rl.num_generations' (predictability, 10-token prompts): rcfd_energy under RLOO needs "
+            "at least 3") in _error(c)
+
+
 HUB_IDS = ["meta-llama/Llama-2-7b-hf; rm -rf ~", "org/name/extra", "org/$(id)", " org/name", "org/na me"]
 
 

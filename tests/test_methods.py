@@ -33,6 +33,8 @@ def test_summarisation_methods():
     assert (a.kind, a.objective, a.alpha, a.beta, a.label) == ("rl", "reward", 0.005, 0.0, "R α=0.005")
     assert parse_method("rcfd2").objective == "rcfd2" and parse_method("rcfd2").label == "RCfD (two rewards)"
     assert parse_method("dpo").trained and parse_method("dpo_early").label == "DPO+SFT early-stopped"
+    assert parse_method("rcfd_energy").objective == "rcfd_energy" and parse_method("rcfd_energy_ppo").algorithm == "ppo"
+    assert sorted(["rcfd_energy", "rcfd", "beta0"], key=sort_key) == ["beta0", "rcfd", "rcfd_energy"]
     names = ["rcfd2", "alpha0.01", "dpo_early", "rcfd", "beta0.12", "dpo", "sft", "base", "demonstrations",
              "alpha0.005", "beta0"]
     assert sorted(names, key=sort_key) == ["demonstrations", "base", "sft", "dpo", "beta0", "beta0.12", "rcfd",

@@ -439,3 +439,25 @@ def test_cpu_bf16_falls_back_to_fp32_without_native_bf16(monkeypatch, caplog, tm
             assert not torch.is_autocast_enabled("cpu")
         args = trainer_args(RLConfig(cpu_bf16=True), Checkpoints(tmp_path), "cpu")
         assert args["bf16"] is (native == "1")  # TRL's forward and backward under autocast, or fp32
+
+
+def test_energy_rewards_group_the_samples_by_prompt():
+    """rcfd_energy: each sample is scored against its own prompt's demonstration and the prompt's
+    other samples, wherever they sit in the batch; k < 3 under RLOO is refused."""
+    from rcfd.rewards import rcfd_energy_reward
+    from rcfd.utils import InputError
+
+    class Length:  # R_RM stand-in: the completion's length in characters
+        def score(self, prompts, completions):
+            return [float(len(c)) for c in completions]
+
+    reward = make_reward_func("rcfd_energy", Length())
+    prompts, completions = ["a", "b", "a", "b", "a", "b"], ["x", "yyyy", "xxx", "y", "xxxxx", "yy"]
+    got = reward(prompts=prompts, completions=completions, demo_reward=[2.0, 0.0, 2.0, 0.0, 2.0, 0.0])
+    # by hand, k = 3: -|r - 2| + (k-1)/(k-2) * mean |r - r'| over the other two
+    a = rcfd_energy_reward(torch.tensor([1.0, 3.0, 5.0]), 2.0)
+    assert a.tolist() == pytest.approx([-1 + 2 * 3, -1 + 2 * 2, -3 + 2 * 3])
+    assert got[0::2] == pytest.approx(a.tolist())
+    assert got[1::2] == pytest.approx(rcfd_energy_reward(torch.tensor([4.0, 1.0, 2.0]), 0.0).tolist())
+    with pytest.raises(InputError, match="3\\+ samples per prompt"):
+        reward(prompts=["a", "a"], completions=["x", "y"], demo_reward=[0.0, 0.0])

@@ -161,3 +161,17 @@ def test_old_logprobs_from_the_loss_make_the_first_ratio_one(tiny_models, prompt
     assert (logs["loss"]["forwards/logprobs_no_grad"] == 0).all()
     assert (logs["kl"]["forwards/logprobs_no_grad"] > 0).all()
     assert (logs["loss"]["forwards/train_forward"] > 0).all()
+
+
+@pytest.mark.parametrize("method,generations", [("rcfd_energy", 3), ("rcfd_energy_ppo", 2)])
+def test_energy_rcfd_trains_with_whole_prompt_groups(method, generations, tiny_models, prompts, tmp_path):
+    """RCfD's energy score compares each sample with its prompt's other samples: the trainer must hand
+    the reward every sample of a prompt at once (a split group would have fewer than RLOO's 3 and be
+    refused), and the objective it logs is finite."""
+    rl = dict(RL, steps=2, checkpoint_steps=0, num_generations=generations, snapshot_steps=[])
+    out = tmp_path / "policy"
+    done = train(method, {"rl": rl, "reward_model": {"device": "cpu", "batch_size": 8, "max_length": 32}},
+                 tiny_models, prompts, out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = pd.read_csv(out / "train_log.csv").dropna(subset=["loss"])
+    assert len(log) == 2 and log["reward"].notna().all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -79,12 +80,15 @@ def test_every_rule_takes_its_job_resources_from_the_config(tmp_path):
     rules = subprocess.run([sys.executable, "-m", "snakemake", "--list-rules", "--configfile", "configs/smoke.yaml"],
                            cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-    assert set(rules) - {"all"} == set(schema["properties"]["job_resources"]["properties"]) - {"default"}
+    # a prepare rule of another prompt length of `predictability` takes its use case's resources
+    variants = {r for r in rules if re.fullmatch(r"prepare_movies_p\d+", r)}
+    assert variants and set(rules) - {"all"} - variants == set(schema["properties"]["job_resources"]["properties"]) - {"default"}
     config = yaml.safe_load((tmp_path / "configs/smoke.yaml").read_text())
-    want = {r: {"mem_mb": 1000 + i, "runtime": 100 + i, "gpu": i % 2} for i, r in enumerate(sorted(set(rules) - {"all"}))}
+    want = {r: {"mem_mb": 1000 + i, "runtime": 100 + i, "gpu": i % 2}
+            for i, r in enumerate(sorted(set(rules) - {"all"} - variants))}
     config["job_resources"] = {"default": {"mem_mb": 999, "runtime": 99, "gpu": 0}, **want}
     (tmp_path / "configs/res.yaml").write_text(yaml.safe_dump(config))
-    out = subprocess.run([sys.executable, "-m", "snakemake", "all", "rloo_vs_ppo", "-n", "--cores", "2",
+    out = subprocess.run([sys.executable, "-m", "snakemake", "all", "rloo_vs_ppo", "predictability", "-n", "--cores", "2",
                           "--configfile", "configs/res.yaml"], cwd=tmp_path, capture_output=True, text=True,
                          check=True).stdout
     seen = {}
@@ -94,6 +98,8 @@ def test_every_rule_takes_its_job_resources_from_the_config(tmp_path):
         if m and m.group(1) != "all" and res:
             seen.setdefault(m.group(1), set()).add(
                 tuple(int(re.search(rf"\b{k}=(\d+)", res.group(1)).group(1)) for k in ("mem_mb", "runtime", "gpu")))
+    for r in variants:
+        assert seen.pop(r) == {(want["prepare_movies"]["mem_mb"], want["prepare_movies"]["runtime"], want["prepare_movies"]["gpu"])}
     assert seen == {r: {(v["mem_mb"], v["runtime"], v["gpu"])} for r, v in want.items()}
 
 
@@ -388,6 +394,32 @@ def test_smoke_rloo_vs_ppo(smoke_run):
     plan = _planned(work, work / "configs/smoke_ppo.yaml", "table6")
     assert plan == {"table6": 1}  # the PPO runs exist; only their table, in tables/ppo/, is missing
     assert (results / "tables/table6.csv").read_bytes() == rloo_table
+
+
+def test_smoke_predictability(smoke_run):
+    """`snakemake predictability`: the movie reviews at a second prompt length as a task of its own
+    (its data, reward model and runs), beside the configured length's runs (shared with the default
+    run, left as they are); one row per length and method, and the figure."""
+    work, configfile = smoke_run
+    config = yaml.safe_load(configfile.read_text())
+    results, spec = work / config["results_dir"], config["predictability"]
+    table6 = (results / "tables/table6.csv").read_bytes()
+    _run(work, configfile, targets=("predictability",))
+    table = pd.read_csv(results / "tables/predictability.csv")
+    assert list(table["prompt tokens"]) == [n for n in spec["prompt_tokens"] for _ in spec["methods"]]
+    assert list(table["method"]) == ["base", "RCfD"] * 2
+    rl = table["method"] == "RCfD"  # one seed: did its training R_RM level off
+    assert set(table.loc[rl, "levelled off"]) <= {"0/1", "1/1"} and table.loc[~rl, "levelled off"].isna().all()
+    assert table[["R²", "A ↓", "corr", "between/demo", "within/demo", "optimum A (estimator)"]].notna().all().all()
+    assert (work / config["figures_dir"] / "predictability.png").stat().st_size > 0
+    # the same review cut 4 tokens later: a longer prompt that starts with the 10-token one
+    long = [json.loads(line) for line in (results / "data/movies_p14/prompts.jsonl").open()]
+    short = {r["id"]: r for r in (json.loads(line) for line in (results / "data/movies/prompts.jsonl").open())}
+    same = [r for r in long if r["id"] in short]
+    assert same and all(r["prompt"].startswith(short[r["id"]]["prompt"]) and len(r["prompt"]) > len(short[r["id"]]["prompt"])
+                        for r in same)
+    assert (results / "tables/table6.csv").read_bytes() == table6
+    assert _planned(work, configfile, "all") == {}  # the default run's outputs are untouched
 
 
 def test_informative_only_judge_evaluations_read_the_validation(tmp_path):

@@ -325,3 +325,35 @@ def gold_vs_proxy_figure(table: pd.DataFrame, questions: list[str], curves: list
         ax.legend(fontsize=7)
     fig.suptitle("Gold vs proxy (over-optimisation: proxy up, gold down)", fontsize=10)
     return _save(fig, prefix, cfg)
+
+
+def predictability_figure(table: pd.DataFrame, prefix: str | Path, cfg: FigureConfig = STYLE) -> list[Path]:
+    """A against R² (how much of its demonstration's reward the prompt predicts), one line per method
+    through its prompt lengths (error bars: 95% CI over seeds), RCfD's closed-form optimum dashed and
+    as the estimator reads it at the run's sample sizes (crosses): `table` is
+    rcfd.report.predictability.predictability_table."""
+    import numpy as np
+
+    from .predictability import optimum_alignment
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    palette = sns.color_palette("colorblind")
+    for i, (method, rows) in enumerate(table.groupby("method", sort=False)):
+        rows = rows.sort_values("R²")
+        ax.errorbar(rows["R²"], rows["A ↓"], yerr=rows["A ±"].fillna(0), fmt="o-", color=palette[i % len(palette)],
+                    capsize=3, label=method)
+        for _, r in rows.iterrows():
+            ax.annotate(f"{r['prompt tokens']:g}", (r["R²"], r["A ↓"]), fontsize=6, xytext=(3, 3),
+                        textcoords="offset points")
+    grid = np.linspace(max(table["R²"].min() * 0.8, 0.02), 1, 200)
+    ax.plot(grid, optimum_alignment(grid), "k--", lw=1, label="RCfD's optimum (closed form)")
+    reference = table.drop_duplicates("prompt tokens")
+    ax.scatter(reference["R²"], reference["optimum A (estimator)"], marker="x", color="black", zorder=3,
+               label="RCfD's optimum, as the estimator\nreads it at this run's sample sizes")
+    top = max(table["A ↓"].max() + table["A ±"].fillna(0).max(), table["optimum A (estimator)"].max(), 0.05)
+    ax.set_ylim(0, top * 1.2)
+    ax.set_xlabel("R²: demonstration reward explained by the prompt (held out)")
+    ax.set_ylabel("alignment score A ↓")
+    ax.set_title("A against prompt predictability (numbers: prompt tokens)", fontsize=9)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _save(fig, prefix, cfg)

@@ -144,14 +144,21 @@ def _run_logs(policies: list[str], columns: list[str], with_task: bool = False) 
 
 
 def _appendix(a, name: str) -> None:
-    """An appendix table from every run's scored samples (rcfd.report.analysis.APPENDIX); --metrics are the
-    same runs' metrics files (in the same order: they give the task)."""
-    import pandas as pd
-
+    """An appendix table from every run's scored samples (rcfd.report.analysis.APPENDIX; `_scored_runs`)."""
     from .analysis import APPENDIX, APPENDIX_BUILDERS
-    from .tables import load_metrics
 
     cfg = APPENDIX[name]
+    table = APPENDIX_BUILDERS[name](_scored_runs(a), a.params["alignment"], cfg)
+    write_step_table(a, table, cfg.caption, cfg.decimals)
+
+
+def _scored_runs(a):
+    """Every run's scored samples (--scored), one row per sample (task, method, seed, id, reward);
+    --metrics are the same runs' metrics files, in the same order: they give the task."""
+    import pandas as pd
+
+    from .tables import load_metrics
+
     if len(a.scored) != len(a.metrics):
         raise InputError(f"{len(a.scored)} scored files but {len(a.metrics)} metrics files")
     frames = []
@@ -161,8 +168,39 @@ def _appendix(a, name: str) -> None:
         if set(rows["method"]) != {run["method"]} or set(rows["seed"]) != {run["seed"]}:
             raise InputError(f"{scored} is not the run of {metrics}")
         frames.append(rows.assign(task=run["task"]))
-    table = APPENDIX_BUILDERS[name](pd.concat(frames, ignore_index=True), a.params["alignment"], cfg)
-    write_step_table(a, table, cfg.caption, cfg.decimals)
+    return pd.concat(frames, ignore_index=True)
+
+
+def _levelled(policies: list[str]) -> dict[tuple[str, str], list[bool]]:
+    """(task, method) -> per seed, whether its training R_RM levelled off, from each RL policy folder
+    <results>/runs/<task>/<method>/seed<s>/policy (its train_log.csv)."""
+    import pandas as pd
+
+    from .analysis import plateau
+
+    out: dict[tuple[str, str], list[bool]] = {}
+    for path in policies:
+        run = Path(path).parent
+        log = pd.read_csv(Path(path) / "train_log.csv")
+        if "monitor/reward_model" not in log:
+            raise InputError(f"{path}/train_log.csv has no 'monitor/reward_model' column (the training R_RM)")
+        out.setdefault((run.parent.parent.name, run.parent.name), []).append(plateau(log["monitor/reward_model"])["plateau"])
+    return out
+
+
+def step_predictability(a) -> None:
+    """Beyond the paper: A against how much of its demonstration's reward the prompt predicts, per
+    prompt length and method (rcfd.report.predictability), the figure at --out, the table at --table;
+    --policies: the RL runs' policy folders (whether their training levelled off)."""
+    from .plots import predictability_figure
+    from .predictability import CAPTION, predictability_table
+
+    p = a.params
+    table = predictability_table(_scored_runs(a), p["prompt_tokens"], p["alignment"], _levelled(a.policies))
+    paths = predictability_figure(table, a.out)
+    write_step_provenance(paths[0], p, config_hash=p.get("config_hash"))
+    a.out = a.table
+    write_step_table(a, table, CAPTION, decimals=3)
 
 
 def step_appendix_alignment(a) -> None:

@@ -100,7 +100,8 @@ def step_train(a) -> None:
         if method.alpha:
             log.info("R_alpha: alpha %g (%s) = %.5g per token", method.alpha, alpha_unit, alpha)
             summary["alpha_per_token"] = alpha
-        reward_func = make_reward_func(method.objective, _reward_model(a), alpha, eos, cfg.empty_completion)
+        reward_func = make_reward_func(method.objective, _reward_model(a), alpha, eos, cfg.empty_completion,
+                                       leave_one_out=method.algorithm == "rloo")
         history = train_rl(a.policy, rows, reward_func, method.beta, cfg, a.out, ckpt)
     elif method.kind == "dpo":
         from .sft import DPOStepConfig, train_dpo

@@ -3,7 +3,7 @@ import json
 import os
 import shlex
 
-from rcfd.config import SOURCE_ASSETS, check_config, check_config_files
+from rcfd.config import SOURCE_ASSETS, check_config, check_config_files, predictability_tasks
 from rcfd.methods import METHOD_REGEX, TRAINED_REGEX, alpha_name, beta_name, parse_method, with_algorithm
 from rcfd.report.plots import FIGURES as PAPER_FIGURES
 from rcfd.provenance import params_hash
@@ -18,6 +18,11 @@ check_config(config, workflow.source_path("../schemas/config.schema.yaml"))
 if not config["use_judge"]:
     for task in config["tasks"]:
         config[task]["evaluate"].pop("judge", None)
+
+# `predictability` (`snakemake predictability`) runs its use case at each prompt length, the other lengths each a
+# task of its own (<task>_p<n>), added to the config so that every rule reads them as it reads a use case
+PREDICTABILITY = predictability_tasks(config)
+config.update(PREDICTABILITY)
 
 R = config["results_dir"]  # per-run results (tables, metrics, trained adapters)
 F = config["figures_dir"]
@@ -266,6 +271,32 @@ def run_outputs(task, filename):
     return [f"{d}/{filename}" for d in runs + [run_dir(task, "demonstrations", 0)]]
 
 
+USE_CASE_DATA = {"movies": True, "wiki": False, "summaries": True}  # use case -> has reward-model data
+
+
+def data_tasks():
+    """(task, its use case, whether it has reward-model data) of every prepare rule: the use cases,
+    then the other prompt lengths of `predictability`."""
+    variants = [(t, config["predictability"]["task"]) for t in PREDICTABILITY if t not in USE_CASE_DATA]
+    return [(t, u, USE_CASE_DATA[u]) for t, u in [(t, t) for t in USE_CASE_DATA] + variants]
+
+
+def predictability_runs(filename, rl_only=False):
+    """`filename` of every run of `predictability`: each prompt length's methods and seeds, and its
+    demonstrations' own (metrics.csv gives the task, scored.jsonl the samples); `rl_only`: its RL runs'."""
+    spec = config["predictability"]
+    runs = [(m, spec["seeds"]) for m in spec["methods"] if not rl_only or parse_method(m).kind == "rl"]
+    runs += [] if rl_only else [("demonstrations", [0])]
+    return [f"{run_dir(task, m, s)}/{filename}" for task in PREDICTABILITY for m, seeds in runs for s in seeds]
+
+
+def predictability_params():
+    """What the predictability step needs: each task's prompt length and alignment estimator."""
+    return as_json({"name": "predictability", "config_hash": {t: task_config_hash(t) for t in PREDICTABILITY},
+                    "prompt_tokens": {t: c["data"]["prompt_tokens"] for t, c in PREDICTABILITY.items()},
+                    "alignment": {t: c["evaluate"]["alignment"] for t, c in PREDICTABILITY.items()}})
+
+
 def table_files(name, folder=None):
     return expand(f"{folder or TABLES}/{name}.{{ext}}", ext=["csv", "md", "tex"])
 
@@ -294,7 +325,7 @@ TASK_OUTPUTS = {task: ([n for n, t in PAPER_TABLES.items() if t.task == task],
 USE_CASES = {"wiki": "Use case 1 (log-likelihood, Wikipedia)", "movies": "Use case 2a (movie reviews)",
              "summaries": "Use cases 2b and 3 (summarisation)"}
 OVER_TASKS = {"comparison": "Comparison with the paper", "appendix_alignment": "Appendix",
-              "time_breakdown": "Appendix", "claims": "Comparison with the paper"}
+              "time_breakdown": "Appendix", "claims": "Comparison with the paper", "predictability": "Beyond the paper"}
 
 
 def reproduced_tables():

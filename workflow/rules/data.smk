@@ -2,8 +2,9 @@
 
 
 # one rule per use case (prepare_movies, prepare_wiki, prepare_summaries): its data source (an offline
-# asset, or none for a hub data set) -> prompts with demonstrations (+ the reward model's data)
-for task, has_rm_data in (("movies", True), ("wiki", False), ("summaries", True)):
+# asset, or none for a hub data set) -> prompts with demonstrations (+ the reward model's data); one more
+# per other prompt length of `predictability` (prepare_movies_p30, ...: the use case's step)
+for task, use_case, has_rm_data in data_tasks():
 
     rule:
         name:
@@ -19,10 +20,10 @@ for task, has_rm_data in (("movies", True), ("wiki", False), ("summaries", True)
             policy=policy_arg(task),
             source=lambda w, input: input.source or "none",
             outputs=lambda w, output: path_options(output.items()),
-            step=f"prepare_{task}",
+            step=f"prepare_{use_case}",
         threads: config["threads_per_job"]
         resources:
-            **job_resources(f"prepare_{task}"),
+            **job_resources(f"prepare_{use_case}"),
         log:
             f"{LOGS}/prepare_{task}.log",
         benchmark:

@@ -190,6 +190,35 @@ use rule appendix_alignment as calibration with:
         f"{BENCH}/calibration/{{task}}.tsv"
 
 
+# Beyond the paper (`snakemake predictability`): A against how much of its demonstration's reward the
+# prompt predicts, the movie reviews at several prompt lengths (rcfd/report/predictability.py).
+rule predictability:
+    input:
+        scored=lambda w: predictability_runs("scored.jsonl"),
+        metrics=lambda w: predictability_runs("metrics.csv"),
+        policies=lambda w: predictability_runs("policy", rl_only=True),
+    output:
+        figure=in_report(figure_files("predictability"), "predictability"),
+        table=table_files("predictability"),
+    params:
+        p=lambda w: predictability_params(),
+        prefix=lambda w, output: prefix_of(w, output.figure),
+        table=lambda w, output: prefix_of(w, output.table),
+    resources:
+        **job_resources("predictability"),
+    threads: config["threads_per_job"]
+    log:
+        f"{LOGS}/predictability.log",
+    benchmark:
+        f"{BENCH}/predictability.tsv"
+    conda:
+        "../envs/rcfd.yaml"
+    shell:
+        "python -m rcfd predictability --threads {threads} --params {params.p:q} --scored {input.scored:q}"
+        " --metrics {input.metrics:q} --policies {input.policies:q} --out {params.prefix:q} --table {params.table:q}"
+        " > {log:q} 2>&1"
+
+
 # The RL runs' training-reward curves (first seed), to see whether training reached a plateau.
 rule training_curves:
     input:
