@@ -61,6 +61,33 @@ def test_judge_cpu_bf16_runs_under_autocast_and_stays_close(tiny_models, judge):
     assert seen == [True]
     np.testing.assert_allclose(got, judge.soft_scores(messages), atol=0.02)
 
+def test_the_questions_shared_beginning_runs_once_and_changes_no_score(tiny_models, judge):
+    """share_prefix: a 1-shot question's instructions and example, the same for every sample, run once
+    per batch (their keys and values copied to each row), each row then runs only its own tokens; the
+    scores are the unshared judge's (same ids, same positions), also for a last batch of one row."""
+    samples = [{"prompt": "The film", "completion": " was a delight from start to end."},
+               {"prompt": "I hated", "completion": " every minute."},
+               {"prompt": "Acting", "completion": " fine, plot thin, music loud and long."},
+               {"prompt": "Go", "completion": " see it."}]
+    messages = [J.fill(QUESTIONS["naturalness"], s, EXAMPLE, judge.cut) for s in samples]
+    rows = judge.tok([J.chat_prompt(judge.tok, m) for m in messages])["input_ids"]
+    prefix = J.shared_prefix(rows)
+    assert len(prefix) >= 8 and all(r[:len(prefix)] == prefix for r in rows)
+    widths = []
+    hook = judge.model.register_forward_pre_hook(lambda _, args, kw: widths.append(kw["input_ids"].shape[1]),
+                                                 with_kwargs=True)
+    try:
+        shared = judge.soft_scores(messages)  # batches of 3 and 1
+    finally:
+        hook.remove()
+    whole = J.Judge(tiny_models["llama"], J.JudgeConfig(questions=QUESTIONS, batch_size=3, device="cpu", cpu_bf16=False,
+                                                        share_prefix=False)).soft_scores(messages)
+    np.testing.assert_allclose(shared, whole, atol=1e-5)
+    # the first batch: the prefix once, then the rows' own tokens only; the single last row whole
+    assert widths == [len(prefix), max(len(r) for r in rows[:3]) - len(prefix), len(rows[3])]
+    assert J.shared_prefix([rows[0]]) == [] and J.shared_prefix([[1, 2, 3], [1, 2, 4]]) == []  # nothing worth it
+
+
 def test_one_shot_question_shows_the_example(judge):
     sample = {"prompt": "This film", "completion": " was a mess."}
     msg = J.fill(QUESTIONS["naturalness"], sample, EXAMPLE, judge.cut)

@@ -45,6 +45,9 @@ class JudgeConfig:
     informative_only: bool = True
     device: str = "auto"
     cpu_bf16: bool = True  # the evaluation's `cpu_bf16` (the workflow passes it): bf16 autocast on CPU
+    # the questions' common beginning (chat template, instructions, a 1-shot example) run once per batch,
+    # its keys and values copied to every question (Judge.soft_scores)
+    share_prefix: bool = True
 
     def __post_init__(self):
         for name, template in self.questions.items():
@@ -115,22 +118,60 @@ class Judge:
         return text if n is None or len(ids) <= n else self.tok.decode(ids[:n])
 
     def soft_scores(self, messages: list[str]) -> np.ndarray:
-        torch, device, out, t0 = self.torch, self.model.device, [], time.time()
+        """P(Yes) / (P(Yes) + P(No)) of each message, in batches. With `share_prefix`, the token ids
+        every question starts with (`shared_prefix`) are run once per batch and their keys and values
+        copied to each row, which then runs only its own tokens: the same ids at the same positions,
+        so the same scores up to rounding."""
+        torch, t0 = self.torch, time.time()
         special = not self.tok.chat_template  # a chat template writes its own special tokens
+        rows = self.tok([chat_prompt(self.tok, m) for m in messages], add_special_tokens=special)["input_ids"]
+        prefix = shared_prefix(rows) if self.cfg.share_prefix else []
+        out = np.zeros(len(rows))
         with torch.inference_mode():
-            for chunk in batched([chat_prompt(self.tok, m) for m in messages], self.cfg.batch_size):
-                enc = self.tok(chunk, return_tensors="pt", padding=True, add_special_tokens=special)
-                ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-                positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: each text starts at position 0
-                # only the last position's logits are read: the LM head runs on it alone
-                with cpu_autocast(self.cfg.cpu_bf16, str(device)):
-                    logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                        logits_to_keep=1).logits[:, -1].float()
-                # P(Yes) / (P(Yes) + P(No)) = sigmoid(log P(Yes) - log P(No)); the softmax's normaliser cancels
-                yes, no = (torch.logsumexp(logits[:, i], dim=-1) for i in (self.yes, self.no))
-                out.append(torch.sigmoid(yes - no).cpu().numpy())
-                log.info("judge: %d/%d questions (%.0fs)", sum(map(len, out)), len(messages), time.time() - t0)
-        return np.concatenate(out) if out else np.zeros(0)
+            for index in batched(list(range(len(rows))), self.cfg.batch_size):
+                # a batch of one row has nothing to share: it runs whole
+                share = prefix if len(index) > 1 else []
+                out[index] = self._scores([rows[i][len(share):] for i in index], share)
+                log.info("judge: %d/%d questions (%.0fs)", index[-1] + 1, len(rows), time.time() - t0)
+        return out
+
+    def _scores(self, rows: list[list[int]], prefix: list[int]) -> np.ndarray:
+        """Soft scores of one batch: each row's ids after the shared `prefix` (all of them when it is
+        []; with a prefix, two rows or more)."""
+        from ..sampling import prefix_cache
+
+        torch, device = self.torch, self.model.device
+        width = max(map(len, rows))
+        pad = self.tok.pad_token_id
+        ids = torch.tensor([[pad] * (width - len(r)) + r for r in rows], device=device)  # left padding
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
+        with cpu_autocast(self.cfg.cpu_bf16, str(device)):
+            cache = None
+            if prefix:  # one distinct row: computed once, copied to each (the pads sit after it, masked)
+                ones = torch.ones(len(rows), len(prefix), dtype=mask.dtype, device=device)
+                cache = prefix_cache(self.model, torch.tensor([prefix] * len(rows), device=device), ones)
+                mask = torch.cat([ones, mask], dim=1)
+            # each row's tokens at the positions they have without padding (after the prefix's)
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -width:]
+            # only the last position's logits are read: the LM head runs on it alone
+            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                logits_to_keep=1).logits[:, -1].float()
+        # P(Yes) / (P(Yes) + P(No)) = sigmoid(log P(Yes) - log P(No)); the softmax's normaliser cancels
+        yes, no = (torch.logsumexp(logits[:, i], dim=-1) for i in (self.yes, self.no))
+        return torch.sigmoid(yes - no).cpu().numpy()
+
+
+def shared_prefix(rows: list[list[int]], min_tokens: int = 8) -> list[int]:
+    """The token ids every row starts with, keeping at least one id of each row's own ([] when
+    shorter than `min_tokens`, or with one row: nothing to share)."""
+    if len(rows) < 2:
+        return []
+    n = min(map(len, rows)) - 1
+    for i in range(n):
+        if any(r[i] != rows[0][i] for r in rows):
+            n = i
+            break
+    return list(rows[0][:n]) if n >= min_tokens else []
 
 
 def judged_indices(samples: list[dict], max_samples: int | None) -> list[int]:
