@@ -108,8 +108,8 @@ def method_errors(task: str, t: dict) -> list[str]:
     bad = [m for m in t.get("methods", []) if not configurable_method(str(m))]
     if bad:
         errors.append(f"config key '{task}.methods': {bad[0]!r} is not a method; expected base, sft, rcfd, rcfd2, "
-                      "rcfd_shuffled, rcfd_energy, dpo, dpo_early, greedy, temp<t> or nucleus<p> (R_beta and R_alpha come from "
-                      "'betas' and 'alphas')")
+                      "rcfd_shuffled, rcfd_energy, dpo, dpo_early, greedy, temp<t> or nucleus<p> (R_beta and R_alpha "
+                      "come from 'betas' and 'alphas')")
     for m in t.get("methods", []):
         if m in bad:
             continue
@@ -265,7 +265,7 @@ def predictability_errors(config: dict) -> list[str]:
     if not spec:
         return []
     errors = []
-    if spec["task"] not in config.get("tasks", []) and spec["task"] not in config:
+    if spec["task"] not in config:
         errors.append(f"config key 'predictability.task': {spec['task']!r} has no section in this config")
     bad = [m for m in spec["methods"] if not re.fullmatch(METHOD_REGEX, str(m)) or m == "demonstrations"
            or (re.fullmatch(METHOD_REGEX, str(m)) and parse_method(m).algorithm != "rloo")]
@@ -282,9 +282,10 @@ def predictability_errors(config: dict) -> list[str]:
     algorithm = config.get("algorithm", "rloo")
     for n in spec["prompt_tokens"]:
         t, name = at_prompt_length(config[spec["task"]], n, spec["methods"]), f"{spec['task']}_p{n}"
+        own = method_errors(name, t) + batch_errors(name, t) + kl_errors(name, t, algorithm) \
+            + energy_errors(name, t, algorithm)
         errors += [e.replace(f"config key '{name}.", f"config key '{spec['task']}.", 1)
-                   .replace("': ", f"' (predictability, {n}-token prompts): ", 1) for e in method_errors(name, t) + batch_errors(name, t) + kl_errors(name, t, algorithm)
-                   + energy_errors(name, t, algorithm)]
+                   .replace("': ", f"' (predictability, {n}-token prompts): ", 1) for e in own]
     return errors
 
 
@@ -346,7 +347,8 @@ def semantic_errors(config: dict) -> list[str]:
             if gen != demo:
                 errors.append(f"config key 'wiki.generate.max_new_tokens': {gen} must equal wiki.data.eval_demo_tokens "
                               f"({demo}), so that generations and human text are compared at the same length")
-    return errors + gold_errors(config) + claims_errors(config) + predictability_errors(config)  # after the tasks' own: a bad method list first
+    # after the tasks' own: a bad method list first
+    return errors + gold_errors(config) + claims_errors(config) + predictability_errors(config)
 
 
 class _UniqueKeys(yaml.SafeLoader):

@@ -97,7 +97,8 @@ def with_algorithm(name: str, algorithm: str) -> str:
 
 def parse_method(name: str) -> Method:
     if not re.fullmatch(METHOD_REGEX, name):
-        raise ValueError(f"unknown method {name!r}; expected base, sft, rcfd, rcfd_shuffled, rcfd_energy, demonstrations, beta<number>, "
+        raise ValueError(f"unknown method {name!r}; expected base, sft, rcfd, rcfd_shuffled, rcfd_energy, demonstrations, "
+                         "beta<number>, "
                          "greedy, temp<number> or nucleus<number> (an RL method may end in _ppo)")
     if name.endswith(PPO):
         return dataclasses.replace(parse_method(name.removesuffix(PPO)), name=name, algorithm="ppo")
@@ -146,5 +147,6 @@ def sort_key(name: str) -> tuple:
     RCfD; then the length-reward block: early-stopped DPO, R alpha ascending, two-reward RCfD."""
     m = parse_method(name)
     order = {"demonstrations": 0, "base": 1, "decoding": 2, "sft": 3, "dpo": 4, "rl": 5}[m.kind]
-    return (m.length_block, order, m.objective in ("rcfd", "rcfd2", "rcfd_energy"), m.objective == "rcfd_energy", m.shuffled_targets, m.beta, m.alpha,
+    return (m.length_block, order, m.objective in ("rcfd", "rcfd2", "rcfd_energy"), m.objective == "rcfd_energy",
+            m.shuffled_targets, m.beta, m.alpha,
             m.decoding, m.algorithm == "ppo")

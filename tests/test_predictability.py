@@ -48,7 +48,8 @@ def test_the_law_is_zero_when_the_prompt_tells_all_and_grows_as_it_tells_less():
 # demonstration reward is N(m, v). Expected score J = -E|R - R_d| + 1/2 E|R - R'| in closed form.
 def _mean_abs(delta, sigma):
     """E|Z| for Z ~ N(delta, sigma²)."""
-    return sigma * np.sqrt(2 / np.pi) * np.exp(-delta ** 2 / (2 * sigma ** 2)) + delta * (1 - 2 * stats.norm.cdf(-delta / sigma))
+    return (sigma * np.sqrt(2 / np.pi) * np.exp(-delta ** 2 / (2 * sigma ** 2))
+            + delta * (1 - 2 * stats.norm.cdf(-delta / sigma)))
 
 
 def _energy_objective(mu, s, m, v):
@@ -103,7 +104,7 @@ def _population(task, r2, n=2000, seeds=3, seed=0):
             for i, r in zip(ids, m + rng.normal(0, np.sqrt(1 - r2), n))]
     for s in range(seeds):
         for method, spread, offset in (("base", 0.05, 0.0), ("rcfd", 0.01, 0.0), ("sft", np.sqrt(1 - r2), 0.0)):
-            for j in range(2):
+            for _ in range(2):  # two samples a prompt
                 rows += [{"task": task, "method": method, "seed": s, "id": i, "reward": r}
                          for i, r in zip(ids, m + offset + rng.normal(0, spread, n))]
     return pd.DataFrame(rows)

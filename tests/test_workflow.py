@@ -82,7 +82,8 @@ def test_every_rule_takes_its_job_resources_from_the_config(tmp_path):
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     # a prepare rule of another prompt length of `predictability` takes its use case's resources
     variants = {r for r in rules if re.fullmatch(r"prepare_movies_p\d+", r)}
-    assert variants and set(rules) - {"all"} - variants == set(schema["properties"]["job_resources"]["properties"]) - {"default"}
+    configured = set(schema["properties"]["job_resources"]["properties"]) - {"default"}
+    assert variants and set(rules) - {"all"} - variants == configured
     config = yaml.safe_load((tmp_path / "configs/smoke.yaml").read_text())
     want = {r: {"mem_mb": 1000 + i, "runtime": 100 + i, "gpu": i % 2}
             for i, r in enumerate(sorted(set(rules) - {"all"} - variants))}
@@ -99,7 +100,8 @@ def test_every_rule_takes_its_job_resources_from_the_config(tmp_path):
             seen.setdefault(m.group(1), set()).add(
                 tuple(int(re.search(rf"\b{k}=(\d+)", res.group(1)).group(1)) for k in ("mem_mb", "runtime", "gpu")))
     for r in variants:
-        assert seen.pop(r) == {(want["prepare_movies"]["mem_mb"], want["prepare_movies"]["runtime"], want["prepare_movies"]["gpu"])}
+        use_case = want["prepare_movies"]
+        assert seen.pop(r) == {(use_case["mem_mb"], use_case["runtime"], use_case["gpu"])}
     assert seen == {r: {(v["mem_mb"], v["runtime"], v["gpu"])} for r, v in want.items()}
 
 

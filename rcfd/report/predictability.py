@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..utils import InputError
+from .tables import HUMAN
 
 
 def optimum_alignment(r2):
@@ -51,7 +52,6 @@ def estimated_optimum_alignment(r2: float, n_demo: int, n_policy: int, alignment
 
 
 # ---------------------------------------------------------------- the law on real runs (`snakemake predictability`)
-HUMAN = "demonstrations"
 CAPTION = ("RCfD's optimum as a law of prompt predictability (docs/rcfd_optimum.md): the movie-review use case at "
            "several prompt lengths (the demonstration: the next tokens of the review; the reward model trained on "
            "the prefixes it scores). R²: the held-out fraction of the evaluation demonstrations' reward variance "

@@ -174,17 +174,13 @@ def _scored_runs(a):
 def _levelled(policies: list[str]) -> dict[tuple[str, str], list[bool]]:
     """(task, method) -> per seed, whether its training R_RM levelled off, from each RL policy folder
     <results>/runs/<task>/<method>/seed<s>/policy (its train_log.csv)."""
-    import pandas as pd
-
     from .analysis import plateau
 
     out: dict[tuple[str, str], list[bool]] = {}
-    for path in policies:
-        run = Path(path).parent
-        log = pd.read_csv(Path(path) / "train_log.csv")
-        if "monitor/reward_model" not in log:
-            raise InputError(f"{path}/train_log.csv has no 'monitor/reward_model' column (the training R_RM)")
-        out.setdefault((run.parent.parent.name, run.parent.name), []).append(plateau(log["monitor/reward_model"])["plateau"])
+    for policy, log_frame in _training_logs(policies, ["monitor/reward_model"]):
+        run = Path(policy).parent
+        levelled = plateau(log_frame["monitor/reward_model"])["plateau"]
+        out.setdefault((run.parent.parent.name, run.parent.name), []).append(levelled)
     return out
 
 
